@@ -1,0 +1,34 @@
+# fastgeo: `make demo` and `make test` work on a fresh machine with Python 3.11 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+
+.PHONY: demo test venv dev clean
+
+$(VENV)/.stamp-base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $(VENV)/.stamp-base $@
+
+venv: $(VENV)/.stamp-base
+dev: $(VENV)/.stamp-dev
+
+demo: $(VENV)/.stamp-base
+	$(VENV)/bin/fastgeo demo
+
+test: $(VENV)/.stamp-dev
+	$(PY) -m numba -s | grep -iE 'numba version|llvmlite|svml|threading layer' || true
+	$(PY) -m pytest -q
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m kernels -p no:randomly
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,15 @@
+"""fastgeo: fast Numba kernels for small dense MLPs, proven against a NumPy reference.
+
+    import fastgeo
+    net = fastgeo.MLP((2, 8, 8, 1), activation="relu", seed=0)
+    losses = net.fit(X, y, epochs=2000, lr=0.5)
+    net.score(X, y)
+"""
+
+from . import activations, kernels, reference
+from .activations import ACTIVATIONS
+from .mlp import BACKENDS, MLP
+
+__version__ = "0.1.0"
+
+__all__ = ["ACTIVATIONS", "BACKENDS", "MLP", "activations", "kernels", "reference"]

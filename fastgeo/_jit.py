@@ -1,0 +1,97 @@
+"""The one decorator every fastgeo kernel is compiled with, and its on-disk cache.
+
+Numba's own cache keys a function on the source of *its* file only, so editing a
+callee in another module (an activation in ``activations.py``) would silently run
+the stale machine code. fastgeo's cache keys every kernel on a digest of all the
+kernel source files instead. When no cache folder is writable (read-only
+``NUMBA_CACHE_DIR`` and a read-only install), kernels still compile, uncached,
+with one warning.
+"""
+
+import hashlib
+import os
+import warnings
+
+from numba import njit
+from numba.core import caching
+
+#: Files whose source any compiled kernel depends on.
+KERNEL_SOURCES = ("_jit.py", "activations.py", "kernels.py")
+
+#: Flags that let LLVM reassociate and contract, but keep NaN/inf semantics
+#: (no ``nnan``/``ninf``), so non-finite checks inside kernels still work.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+def _sources_digest():
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for name in KERNEL_SOURCES:
+        with open(os.path.join(here, name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+SOURCES_DIGEST = _sources_digest()
+
+
+def _package_stamped(locator_class):
+    class Locator(locator_class):
+        def get_source_stamp(self):
+            return SOURCES_DIGEST
+
+    Locator.__name__ = "Fastgeo" + locator_class.__name__
+    return Locator
+
+
+class _CacheImpl(caching.CompileResultCacheImpl):
+    _locator_classes = [
+        _package_stamped(cls)
+        for cls in (
+            caching.UserProvidedCacheLocator,
+            caching.InTreeCacheLocator,
+            caching.UserWideCacheLocator,
+        )
+    ]
+
+
+class _FunctionCache(caching.FunctionCache):
+    _impl_class = _CacheImpl
+
+
+_warned_uncached = False
+
+
+def _enable_cache(dispatcher):
+    global _warned_uncached
+    try:
+        dispatcher._cache = _FunctionCache(dispatcher.py_func)
+    except RuntimeError:  # no writable cache folder anywhere
+        if not _warned_uncached:
+            warnings.warn(
+                "fastgeo: no writable numba cache folder (NUMBA_CACHE_DIR, the package's "
+                "__pycache__ and the user cache are all read-only); kernels compile "
+                "on every start",
+                UserWarning,
+                stacklevel=3,
+            )
+            _warned_uncached = True
+
+
+def kernel(fn=None, *, parallel=False, fastmath=None, inline="never"):
+    """``numba.njit`` with fastgeo's defaults: numpy error model, safe fastmath, disk cache."""
+
+    def decorate(f):
+        dispatcher = njit(
+            f,
+            parallel=parallel,
+            fastmath=set(FASTMATH if fastmath is None else fastmath),
+            error_model="numpy",
+            nogil=True,
+            inline=inline,
+        )
+        if os.environ.get("NUMBA_DISABLE_JIT", "0") == "0":
+            _enable_cache(dispatcher)
+        return dispatcher
+
+    return decorate if fn is None else decorate(fn)
