@@ -97,6 +97,17 @@ class MLP:
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r}, backend={self.backend!r})")
 
+    def __getstate__(self):
+        # weights/biases are views into params: pickle (and deepcopy) params once and
+        # rebuild the views, or the copies would no longer share memory with params.
+        state = self.__dict__.copy()
+        del state["weights"], state["biases"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.weights, self.biases = self._unflatten(self.params)
+
     def copy(self, backend=None):
         """An independent net with the same parameters (optionally another backend)."""
         net = MLP.from_params(self.weights, self.biases, self.activation,
