@@ -12,4 +12,11 @@ from .mlp import BACKENDS, MLP
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):  # fastgeo.MLPClassifier imports scikit-learn (~2 s): only on first use
+    if name == "MLPClassifier":
+        from .estimator import MLPClassifier
+        return MLPClassifier
+    raise AttributeError(f"module 'fastgeo' has no attribute {name!r}")
+
 __all__ = ["ACTIVATIONS", "BACKENDS", "MLP", "activations", "kernels", "reference"]
