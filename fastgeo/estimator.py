@@ -289,7 +289,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The class of the largest logit (two classes: ``classes_[1]`` iff logit > 0)."""
-        return self.classes_[self._predict_index(self._validated_X(X))]
+        index = self._predict_index(self._validated_X(X))
+        return self.classes_[index]
 
     # --- fitted parameters ------------------------------------------------------------
 

@@ -1,0 +1,201 @@
+"""fastgeo.MLPClassifier: scikit-learn's estimator checks, Pipeline, GridSearchCV, labels,
+early stopping."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_blobs, make_moons
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fastgeo
+from fastgeo import MLPClassifier
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+# Every check passes; none is expected to fail. A small net keeps the battery fast.
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    [MLPClassifier(hidden_layer_sizes=(16,), max_iter=100, random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, y = make_moons(300, noise=0.15, random_state=0)
+    return X, y
+
+
+def test_exported():
+    assert fastgeo.MLPClassifier is MLPClassifier
+
+
+@pytest.mark.parametrize("labels", [(0, 1), (-3, 7), ("no", "yes"), (True, False), (2.0, -1.0)])
+def test_any_two_labels(moons, labels):
+    X, y = moons
+    y_named = np.where(y == 1, labels[1], labels[0])
+    clf = MLPClassifier((16,), learning_rate_init=0.5, random_state=0).fit(X, y_named)
+    assert set(clf.classes_) == set(labels)
+    assert clf.predict(X).dtype == clf.classes_.dtype
+    assert clf.score(X, y_named) > 0.85
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    d = clf.decision_function(X)
+    assert d.shape == (len(X),)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[(d > 0).astype(int)])
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+
+
+def test_multiclass_one_vs_rest():
+    X, y = make_blobs(300, centers=4, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    y = np.array(["a", "b", "c", "d"])[y]
+    clf = MLPClassifier((16,), random_state=0).fit(X, y)
+    assert clf.n_outputs_ == 4
+    assert clf.score(X, y) > 0.85
+    d = clf.decision_function(X)
+    assert d.shape == (300, 4)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[d.argmax(axis=1)])
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(proba.argmax(axis=1), d.argmax(axis=1))
+
+
+def test_predict_proba_extreme_logits():
+    """Normalising per-class sigmoids must not give 0/0 when every logit is very negative."""
+    X, y = make_blobs(60, centers=3, random_state=0)
+    clf = MLPClassifier((), max_iter=5, random_state=0).fit(X, y)
+    clf.net_.biases[-1][:] = -1e4
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+
+
+def test_pipeline_and_grid_search(moons):
+    X, y = moons
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=100))
+    grid = GridSearchCV(
+        pipe,
+        {"mlpclassifier__hidden_layer_sizes": [(4,), (16, 16)],
+         "mlpclassifier__activation": ["relu", "tanh"]},
+        cv=3,
+    )
+    grid.fit(X, y)
+    assert set(grid.best_params_) == {"mlpclassifier__hidden_layer_sizes",
+                                      "mlpclassifier__activation"}
+    assert grid.best_score_ > 0.85
+    assert grid.score(X, y) > 0.85
+    assert len(grid.cv_results_["mean_test_score"]) == 4
+
+
+def test_stops_on_training_loss_plateau(moons):
+    X, y = moons
+    clf = MLPClassifier((8,), tol=10.0, n_iter_no_change=3, max_iter=100, random_state=0)
+    clf.fit(X, y)
+    # as scikit-learn: epoch 1 improves on +inf; epochs 2..5 do not improve by tol=10 and
+    # the count (4) then exceeds n_iter_no_change=3
+    assert clf.n_iter_ == 5
+    assert len(clf.loss_curve_) == 5
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert clf.validation_scores_ is None
+
+
+def test_max_iter_warns(moons):
+    X, y = moons
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        clf = MLPClassifier((8,), tol=0.0, max_iter=3, random_state=0).fit(X, y)
+    assert clf.n_iter_ == 3
+
+
+def test_early_stopping_keeps_best_validation_params(moons):
+    X, y = moons
+    clf = MLPClassifier((8,), early_stopping=True, validation_fraction=0.2,
+                        n_iter_no_change=5, max_iter=300, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 300
+    assert clf.best_loss_ is None
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.score(X, y) > 0.8
+
+
+def test_random_state_reproducible_and_matters(moons):
+    X, y = moons
+    a = MLPClassifier((8,), max_iter=20, random_state=1).fit(X, y)
+    b = MLPClassifier((8,), max_iter=20, random_state=1).fit(X, y)
+    c = MLPClassifier((8,), max_iter=20, random_state=2).fit(X, y)
+    np.testing.assert_array_equal(a.net_.params, b.net_.params)
+    assert not np.array_equal(a.net_.params, c.net_.params)
+
+
+def test_float32_and_unshuffled(moons):
+    X, y = moons
+    clf = MLPClassifier((16,), learning_rate_init=0.5, dtype="float32", shuffle=False,
+                        random_state=0).fit(X, y)
+    assert clf.net_.dtype == np.float32
+    assert clf.score(X, y) > 0.9
+    assert clf.predict_proba(X).dtype == np.float64
+
+
+def test_float32_net_rejects_values_beyond_its_range(moons):
+    X, y = moons
+    clf = MLPClassifier((4,), dtype="float32", max_iter=2)
+    with pytest.raises(ValueError, match="float32 range"):
+        clf.fit(np.vstack([X, [[1e300, 0.0]]]), np.append(y, 1))
+
+
+def test_pickle_round_trip(moons):
+    X, y = moons
+    clf = MLPClassifier((8,), max_iter=20, random_state=0).fit(X, y)
+    clf2 = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clf.predict_proba(X), clf2.predict_proba(X))
+    # the unpickled net's weights are still views of its flat parameter buffer
+    assert np.shares_memory(clf2.coefs_[0], clf2.net_.params)
+
+
+def test_unfitted_and_clone(moons):
+    X, _ = moons
+    clf = MLPClassifier((8,))
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    assert not hasattr(clf, "coefs_")
+    assert clone(clf).get_params() == clf.get_params()
+
+
+@pytest.mark.parametrize(
+    "params, exc, match",
+    [
+        ({"hidden_layer_sizes": (4, 0)}, ValueError, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": "4"}, TypeError, "hidden_layer_sizes"),
+        ({"activation": "softplus"}, ValueError, "activation"),
+        ({"init": "orthogonal"}, ValueError, "init"),
+        ({"learning_rate_init": 0.0}, ValueError, "learning_rate_init"),
+        ({"learning_rate_init": float("nan")}, ValueError, "learning_rate_init"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": "big"}, TypeError, "batch_size"),
+        ({"max_iter": 0}, ValueError, "max_iter"),
+        ({"tol": -1.0}, ValueError, "tol"),
+        ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change"),
+        ({"validation_fraction": 1.0}, ValueError, "validation_fraction"),
+        ({"dtype": "float16"}, ValueError, "dtype"),
+    ],
+)
+def test_bad_hyperparameters(moons, params, exc, match):
+    X, y = moons
+    with pytest.raises(exc, match=match):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_one_class_rejected():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        MLPClassifier().fit(np.zeros((5, 2)), np.ones(5))
