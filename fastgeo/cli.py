@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: subcommand modules, in the order ``fastgeo --help`` lists them
-SUBCOMMANDS = ("fastgeo.demo",)
+SUBCOMMANDS = ("fastgeo.demo", "fastgeo.experiment", "fastgeo.sweep")
 
 
 def build_parser():
