@@ -105,7 +105,7 @@ def activate(code, z):
     if code == 0:
         return scalar_sigmoid(z)
     elif code == 1:
-        return z * 0 if z <= 0 else z
+        return 0.0 if z <= 0 else z
     elif code == 2:
         return math.tanh(z)
     else:
@@ -118,8 +118,8 @@ def activate_derivative(code, z, a):
     if code == 0:
         return a * (1 - a)
     elif code == 1:
-        return a * 0 + 1 if z > 0 else a * 0
+        return 1.0 if z > 0 else 0.0
     elif code == 2:
         return 1 - a * a
     else:
-        return a * 0 + 1 if z > 0 else a * 0 + LEAKY_SLOPE
+        return 1.0 if z > 0 else LEAKY_SLOPE

@@ -73,11 +73,15 @@ def _sample_forward(params, sizes, woff, coff, code, x, z, a):
 
 @kernel(inline="always")
 def _sample_loss(z, y, c_out):
-    """Sum over outputs of BCE(sigmoid(z), y) from the logits, in float64."""
+    """Sum over outputs of BCE(sigmoid(z), y) from the logits, in float64.
+
+    For 0/1 labels max(z, 0) - z y + log(1 + exp(-|z|)) is softplus(t) with t = z for
+    y = 0 and t = -z for y = 1; written that way there is no z - z for fastmath's
+    reassociation to turn into a cancellation."""
     total = 0.0
     for j in range(y.shape[0]):
-        zj = z[c_out + j]
-        total += max(zj, 0.0) - zj * y[j] + math.log1p(math.exp(-abs(zj)))
+        t = -z[c_out + j] if y[j] == 1 else z[c_out + j]
+        total += max(t, 0.0) + math.log1p(math.exp(-abs(t)))
     return total
 
 
@@ -87,7 +91,11 @@ def _sample_backward(params, sizes, woff, coff, code, x, y, z, a, d, scale, grad
     L = sizes.shape[0] - 1
     c_out = coff[L - 1]
     for j in range(sizes[L]):
-        d[c_out + j] = (a[c_out + j] - y[j]) * scale
+        # p - y; for y = 1 as -sigmoid(-z), which does not cancel (see reference.backward)
+        if y[j] == 1:
+            d[c_out + j] = -scalar_sigmoid(-z[c_out + j]) * scale
+        else:
+            d[c_out + j] = a[c_out + j] * scale
     for l in range(L - 1, -1, -1):
         nin = sizes[l]
         nout = sizes[l + 1]

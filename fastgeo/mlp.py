@@ -15,6 +15,11 @@ PARALLEL_MIN_MACS = 200_000
 #: Rows per parallel block: at least this many, so that per-block set-up stays small.
 PARALLEL_MIN_ROWS = 64
 
+#: The numpy backend checks its results for non-finite values itself and raises
+#: FloatingPointError, so NumPy's overflow warnings are silenced around it.
+def _quiet():
+    return np.errstate(over="ignore", invalid="ignore")
+
 
 def _n_chunks(n_rows, macs_per_row):
     """How many parallel blocks a call over n_rows should use (1 = serial)."""
@@ -152,7 +157,8 @@ class MLP:
         X = self._X(X)
         self._check_params()
         if self.backend == "numpy":
-            out = reference.predict_proba(self.weights, self.biases, X, self.activation)
+            with _quiet():
+                out = reference.predict_proba(self.weights, self.biases, X, self.activation)
         else:
             out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
             chunks = _n_chunks(X.shape[0], self.macs_per_sample)
@@ -170,7 +176,8 @@ class MLP:
         X = self._X(X)
         self._check_params()
         if self.backend == "numpy":
-            zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
+            with _quiet():
+                zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
         else:
             U = sum(self.sizes[1:])
             Z = np.empty((X.shape[0], U), dtype=self.dtype)
@@ -187,7 +194,8 @@ class MLP:
         X, Y = self._XY(X, y)
         self._check_params()
         if self.backend == "numpy":
-            value = reference.loss(self.weights, self.biases, X, Y, self.activation)
+            with _quiet():
+                value = reference.loss(self.weights, self.biases, X, Y, self.activation)
         else:
             value = kernels.loss(self.params, self._sizes, self._act.code, X, Y)
         return float(self._finite("loss", value))
@@ -222,7 +230,8 @@ class MLP:
             raise ValueError("X must have at least one sample to take gradients")
         self._check_params()
         if self.backend == "numpy":
-            dWs, dbs = reference.gradients(self.weights, self.biases, X, Y, self.activation)
+            with _quiet():
+                dWs, dbs = reference.gradients(self.weights, self.biases, X, Y, self.activation)
         else:
             _, grad = self._loss_and_gradient(X, Y)
             dWs, dbs = self._unflatten(grad)
@@ -238,19 +247,20 @@ class MLP:
             raise ValueError("X must have at least one sample to train on")
         self._check_params()
         if self.backend == "numpy":
-            zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
-            value = reference.bce_from_logits(zs[-1], Y)
-            self._finite("train_step loss", value)
-            dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.activation)
-            new = [W - lr * dW for W, dW in zip(self.weights, dWs)]
-            new_b = [b - lr * db for b, db in zip(self.biases, dbs)]
-            for p in new + new_b:
-                self._finite("train_step update", p)
-            reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
+            with _quiet():
+                zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
+                value = reference.bce_from_logits(zs[-1], Y)
+                dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.activation)
         else:
             value, grad = self._loss_and_gradient(X, Y)
-            self._finite("train_step loss", value)
-            self._finite("train_step update", self.params - lr * grad)
+            dWs, dbs = self._unflatten(grad)
+        self._finite("train_step loss", value)
+        with _quiet():
+            for p, g in zip(self.weights + self.biases, dWs + dbs):
+                self._finite("train_step update", p - lr * g)
+        if self.backend == "numpy":
+            reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
+        else:
             kernels.sgd_step(self.params, grad, lr)
         return float(value)
 
@@ -277,8 +287,9 @@ class MLP:
             permutations = check.permutations(permutations, epochs, n)
         self._check_params()
         if self.backend == "numpy":
-            return reference.fit(self.weights, self.biases, X, Y, epochs, lr, self.activation,
-                                 batch_size, shuffle_seed, permutations)
+            with _quiet():
+                return reference.fit(self.weights, self.biases, X, Y, epochs, lr,
+                                     self.activation, batch_size, shuffle_seed, permutations)
         history = np.empty(epochs)
         perms = permutations if permutations is not None else np.empty((0, n), np.int64)
         state = 0 if shuffle_seed is None else reference.shuffle_state(shuffle_seed)

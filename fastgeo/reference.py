@@ -76,10 +76,13 @@ def backward(weights, zs, acts, Y, activation="relu"):
 
     delta_L = (p - Y) / Y.size;  delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l)
     dW_l = a_{l-1}^T delta_l;    db_l = sum over the batch of delta_l
+
+    For Y = 1, p - 1 is computed as -sigmoid(-z_L): the same number, without the
+    cancellation that would cost float32 most of its digits when p is near 1.
     """
     df = activations.get(activation).derivative
     L = len(weights)
-    delta = (acts[-1] - Y) / Y.size
+    delta = np.where(Y == 1, -sigmoid(-zs[-1]), acts[-1]) / Y.size
     dWs, dbs = [None] * L, [None] * L
     for l in reversed(range(L)):
         dWs[l] = acts[l].T @ delta

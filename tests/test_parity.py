@@ -168,7 +168,7 @@ def test_public_paths_use_parallel_kernels_for_big_batches():
     assert_params_close(fast.gradients(X, y)[0], ref.gradients(X, y)[0], np.float64)
 
 
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=100)
 @given(
     hidden=st.lists(st.integers(1, 12), min_size=0, max_size=4),
     n_in=st.integers(1, 5),
