@@ -1,0 +1,404 @@
+"""``fastgeo bench``: fastgeo against NumPy and every installed peer, side by side.
+
+Each implementation runs in a process of its own (``fastgeo.bench._worker``) whose thread
+pools (numba, OpenBLAS/MKL/OpenMP, torch, XLA, ONNX Runtime) are pinned to ``--threads``
+before any library is imported, and whose CPU affinity is limited to that many cores:
+mixing several libraries' thread pools in one process caused multi-millisecond stalls.
+Every call is warmed up before timing; the first call's extra time is reported apart, as
+compile time. A check outside the timed region compares each implementation's outcome
+with fastgeo's NumPy reference (float64).
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import workloads as wl
+
+#: column order of the tables
+ORDER = ("fastgeo", "numpy", "torch", "torch.compile", "jax", "sklearn", "onnxruntime")
+SHORT = {"fastgeo": "fastgeo", "numpy": "numpy", "torch": "torch",
+         "torch.compile": "t.compile", "jax": "jax", "sklearn": "sklearn",
+         "onnxruntime": "onnxrt"}
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "bench",
+        help="time fastgeo against NumPy, PyTorch, JAX, scikit-learn and ONNX Runtime",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--threads", type=int, default=1,
+                   help="thread count pinned for every library (default 1)")
+    p.add_argument("--quick", action="store_true",
+                   help="short timing runs, and torch.compile left out unless named in --impls")
+    p.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")
+    p.add_argument("--impls", metavar="LIST",
+                   help=f"comma-separated implementations (default all): {','.join(ORDER)}")
+    p.add_argument("--workloads", metavar="LIST",
+                   help=f"comma-separated workloads (default all): {','.join(wl.WORKLOADS)}")
+    p.add_argument("--activations", metavar="LIST", default="sigmoid,relu",
+                   help="comma-separated hidden activations (default sigmoid,relu)")
+    p.add_argument("--no-compile-row", action="store_true",
+                   help="skip timing fastgeo's cold compile (fresh numba cache) and cached load")
+    p.add_argument("--timeout", type=float, default=1800,
+                   help="seconds allowed to one implementation's process (default 1800)")
+    p.set_defaults(func=run)
+
+
+# --- planning and running the workers ----------------------------------------------------
+
+
+def _split(text):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def plan(args):
+    """[(impl name, [tasks])], {impl: skip reason}."""
+    from .peers import IMPLEMENTATIONS
+
+    names = _split(args.impls)
+    unknown = [n for n in names or () if n not in IMPLEMENTATIONS]
+    if unknown:
+        raise SystemExit(f"fastgeo bench: unknown implementation(s) {unknown}; "
+                         f"choose from {list(IMPLEMENTATIONS)}")
+    chosen = names or list(ORDER)
+    workloads = wl.select(_split(args.workloads))
+    activations = _split(args.activations) or list(wl.ACTIVATIONS)
+    for a in activations:
+        if a not in wl.ACTIVATIONS:
+            raise SystemExit(f"fastgeo bench: activation must be one of {wl.ACTIVATIONS}")
+    skipped, families = {}, []
+    for name in ORDER:
+        impl = IMPLEMENTATIONS[name]
+        if name not in chosen:
+            continue
+        if args.quick and getattr(impl, "slow", False) and not names:
+            skipped[name] = ("left out of --quick (compiles ~30 s cold, ~5 s per net); "
+                             "run without --quick or with --impls to include it")
+            continue
+        reason = impl.unavailable()
+        if reason:
+            skipped[name] = reason
+            continue
+        tasks = []
+        for w in workloads:
+            if impl.skip_reason(w):
+                continue
+            for a in (["both"] if w.phase == "article" else activations):
+                tasks.append({"workload": w.key, "activation": a})
+        if name in ("numpy", "torch"):
+            tasks.insert(0, {"workload": "peak", "activation": None})
+        if tasks:
+            families.append((name, tasks))
+    return families, skipped
+
+
+class Progress:
+    """A one-line text progress bar on stderr (a line per implementation when stderr is
+    not a terminal)."""
+
+    def __init__(self, total, stream=sys.stderr, width=28):
+        self.total, self.done, self.stream, self.width = max(total, 1), 0, stream, width
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.t0 = time.perf_counter()
+        self.last = ""
+
+    def show(self, text):
+        elapsed = time.perf_counter() - self.t0
+        filled = int(self.width * self.done / self.total)
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"[{bar}] {self.done:>3}/{self.total} {elapsed:5.0f}s {text}"
+        if self.tty:
+            self.stream.write("\r" + line[:110].ljust(len(self.last)))
+            self.last = line[:110]
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def step(self, text):
+        self.done += 1
+        if self.tty:
+            self.show(text)
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_worker(impl, tasks, threads, quick, timeout, progress, env_extra=None):
+    """Run one worker to the end: (ready info or None, unavailable reason or None,
+    [events])."""
+    from .threads import thread_env
+
+    env = thread_env(threads)
+    env.update(env_extra or {})
+    spec = json.dumps({"impl": impl, "threads": threads, "quick": quick, "tasks": tasks})
+    events, ready, reason = [], None, None
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "fastgeo.bench._worker", spec],
+                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+        deadline = time.monotonic() + timeout
+        pending = {(t["workload"], t["activation"]) for t in tasks}
+        try:
+            for line in proc.stdout:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                kind = ev.get("event")
+                if kind == "ready":
+                    ready = ev
+                elif kind == "unavailable":
+                    reason = ev["reason"]
+                elif kind == "start":
+                    progress.show(f"{impl}: {ev['workload']} {ev['activation'] or ''}")
+                elif kind in ("result", "error"):
+                    events.append(ev)
+                    pending.discard((ev["workload"], ev["activation"]))
+                    progress.step(f"{impl}: {ev['workload']} {ev['activation'] or ''}")
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    break
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err.seek(0)
+        tail = err.read()[-1500:]
+        if reason is None and pending:
+            why = (f"timed out after {timeout:.0f} s" if time.monotonic() > deadline
+                   else f"worker exited with code {proc.returncode}")
+            if ready is None and not events:
+                reason = f"{why}: {tail.strip().splitlines()[-1] if tail.strip() else ''}"
+            for wk, act in sorted(pending, key=str):
+                events.append({"event": "error", "workload": wk, "activation": act,
+                               "error": why, "stderr_tail": tail})
+                progress.step(f"{impl}: {wk} {act or ''}")
+        elif reason is not None:
+            for _ in pending:
+                progress.step(f"{impl}: skipped")
+    return ready, reason, events
+
+
+def compile_row(threads, timeout, progress):
+    """Cold compile (fresh numba cache folder) and first call from that cache, each in a
+    new process: {"cold": {...}, "cached": {...}}."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="fastgeo-bench-cache-") as cache:
+        for label in ("cold", "cached"):
+            _, reason, events = run_worker(
+                "fastgeo", [{"workload": "compile", "activation": label}], threads, False,
+                timeout, progress, {"NUMBA_CACHE_DIR": cache})
+            ev = events[0] if events else {"event": "error", "error": reason}
+            out[label] = ev
+    return out
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def si(x):
+    if x is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def ratio(x):
+    if x is None:
+        return "-"
+    return f"{x:.3g}x" if x < 100 else f"{x:.0f}x"
+
+
+def summarize(results, peak_gflops):
+    """Per (workload, activation): samples/s per impl, fastgeo's ratios, best peer,
+    fraction of peak, targets."""
+    from .peers import PEERS
+
+    rows = []
+    keys = []
+    for r in results:
+        k = (r["workload"], r["activation"])
+        if r["workload"] in wl.WORKLOADS and k not in keys:
+            keys.append(k)
+    keys.sort(key=lambda k: (list(wl.WORKLOADS).index(k[0]),
+                             (list(wl.ACTIVATIONS) + ["both"]).index(k[1])))
+    for wkey, act in keys:
+        w = wl.WORKLOADS[wkey]
+        here = {r["impl"]: r for r in results
+                if (r["workload"], r["activation"]) == (wkey, act)}
+        sps = {n: r.get("samples_per_s") for n, r in here.items()}
+        ok = {n: (r.get("check") or {}).get("ok", False) for n, r in here.items()}
+        fg = sps.get("fastgeo")
+        speedup = {n: (fg / v if fg and v else None) for n, v in sps.items() if n != "fastgeo"}
+        peers = {n: v for n, v in sps.items() if n in PEERS and v and ok.get(n)}
+        best = max(peers, key=peers.get) if peers else None
+        vs_best = fg / peers[best] if fg and best else None
+        frac = None
+        if fg and peak_gflops:
+            frac = here["fastgeo"]["gflops"] / peak_gflops
+        targets = []
+        for t in w.targets:
+            if t.against == "peak":
+                value = frac
+            elif t.against == "best":
+                value = vs_best
+            else:
+                value = speedup.get(t.against)
+            met = None if value is None else bool(value >= t.value)
+            targets.append({"target": t.text(), "value": value, "met": met})
+        rows.append({"workload": wkey, "activation": act, "title": w.describe(),
+                     "samples_per_s": sps, "check_ok": ok, "speedup": speedup,
+                     "best_peer": best, "vs_best_peer": vs_best,
+                     "fraction_of_peak": frac, "targets": targets})
+    return rows
+
+
+def _table(header, lines):
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        str(c).ljust(w) if i < 2 else str(c).rjust(w)
+        for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [fmt(header), fmt(["-" * w for w in widths])]
+    out += [fmt(line) for line in lines]
+    return "\n".join(out)
+
+
+def render(report):
+    rows = report["rows"]
+    impls = [n for n in ORDER if any(n in r["samples_per_s"] for r in rows)]
+    lines = []
+    meta = report["meta"]
+    lines.append(f"fastgeo bench: {meta['threads']} thread(s){' --quick' if meta['quick'] else ''},"
+                 f" float32 (article row float64), {meta['cpus']} CPUs, load average "
+                 f"{meta['load_before']:.2f} before / {meta['load_after']:.2f} after")
+    for name, reason in report["skipped"].items():
+        lines.append(f"  skipped {name}: {reason}")
+    pk = report["peak"]
+    if pk.get("practical_gflops"):
+        parts = [f"{n} {v['gflops']:.1f}" for n, v in pk.items() if isinstance(v, dict)]
+        lines.append(f"  practical float32 peak (2048^3 matmul, GFLOP/s): {', '.join(parts)}"
+                     f" -> {pk['practical_gflops']:.1f}")
+    lines.append("")
+    lines.append("samples/s (higher is better; '!' = failed the check against the reference)")
+    body = []
+    for r in rows:
+        cells = [r["title"], r["activation"]]
+        for n in impls:
+            v = r["samples_per_s"].get(n)
+            mark = "" if v is None or r["check_ok"].get(n) else "!"
+            cells.append(si(v) + mark)
+        body.append(cells)
+    lines.append(_table(["workload", "act"] + [SHORT[n] for n in impls], body))
+    lines.append("")
+    lines.append("fastgeo speed-up: fastgeo samples/s / theirs (>1 = fastgeo faster)")
+    others = [n for n in impls if n != "fastgeo"]
+    body = []
+    for r in rows:
+        cells = [r["title"], r["activation"]]
+        cells += [ratio(r["speedup"].get(n)) for n in others]
+        cells.append(SHORT.get(r["best_peer"], "-") if r["best_peer"] else "-")
+        cells.append(ratio(r["vs_best_peer"]))
+        frac = r["fraction_of_peak"]
+        cells.append("-" if frac is None else f"{100 * frac:.1f}%")
+        cells.append(", ".join(
+            f"{t['target']}: {'ok' if t['met'] else 'MISS' if t['met'] is False else 'n/a'}"
+            for t in r["targets"]))
+        body.append(cells)
+    lines.append(_table(["workload", "act"] + [f"vs {SHORT[n]}" for n in others]
+                        + ["best peer", "vs best", "peak", "targets"], body))
+    lines.append("")
+    lines.append("first call minus a steady call (JIT compile, graph build), seconds")
+    body = []
+    for r in rows:
+        cells = [r["title"], r["activation"]]
+        for n in impls:
+            res = report["by_key"].get(f"{r['workload']}|{r['activation']}|{n}")
+            cells.append("-" if not res else f"{res['compile_s']:.3f}")
+        body.append(cells)
+    lines.append(_table(["workload", "act"] + [SHORT[n] for n in impls], body))
+    comp = report.get("compile")
+    if comp:
+        lines.append("")
+        for label, what in (("cold", "cold compile, empty cache"),
+                            ("cached", "first calls from the on-disk cache")):
+            ev = comp.get(label, {})
+            target = wl.COMPILE_TARGETS[label]
+            if ev.get("event") == "result":
+                v = ev["total_s"]
+                lines.append(f"fastgeo kernels `fastgeo reproduce` needs, {what}: {v:.2f} s "
+                             f"(target {target.text()}: {'ok' if v <= target.value else 'MISS'})")
+            else:
+                lines.append(f"fastgeo {what}: failed ({ev.get('error')})")
+    problems = [r for r in report["results"] if r.get("check") and not r["check"]["ok"]]
+    for r in problems:
+        lines.append(f"CHECK FAILED {r['impl']} {r['workload']} {r['activation']}: "
+                     f"error {r['check']['error']:.3g} > tolerance {r['check']['tolerance']:.3g}")
+    for e in report["errors"]:
+        lines.append(f"ERROR {e['impl']} {e['workload']} {e['activation']}: {e['error']}")
+    return "\n".join(lines)
+
+
+def run(args):
+    if args.threads < 1:
+        raise SystemExit("fastgeo bench: --threads must be >= 1")
+    families, skipped = plan(args)
+    n_tasks = sum(len(t) for _, t in families) + (0 if args.no_compile_row else 2)
+    progress = Progress(n_tasks)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    t0 = time.perf_counter()
+    results, errors, versions = [], [], {}
+    for name, tasks in families:
+        ready, reason, events = run_worker(name, tasks, args.threads, args.quick, args.timeout,
+                                           progress)
+        if reason and not events:
+            skipped[name] = reason
+            continue
+        if ready:
+            versions[name] = ready.get("versions", {})
+        for ev in events:
+            ev["impl"] = name
+            (results if ev["event"] == "result" else errors).append(ev)
+    compile_info = None if args.no_compile_row else compile_row(args.threads, args.timeout,
+                                                                  progress)
+    progress.close()
+    peak = {r["impl"]: {"gflops": r["gflops"], "what": r["what"]}
+            for r in results if r["workload"] == "peak"}
+    peak["practical_gflops"] = max((v["gflops"] for v in peak.values()), default=None)
+    bench = [r for r in results if r["workload"] != "peak"]
+    report = {
+        "meta": {
+            "threads": args.threads, "quick": args.quick, "cpus": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+            "wall_s": time.perf_counter() - t0,
+            "command": "fastgeo bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"]
+                                                   else sys.argv[1:]),
+        },
+        "versions": versions,
+        "skipped": skipped,
+        "peak": peak,
+        "results": bench,
+        "by_key": {f"{r['workload']}|{r['activation']}|{r['impl']}": r for r in bench},
+        "rows": summarize(bench, peak["practical_gflops"]),
+        "compile": compile_info,
+        "errors": errors,
+    }
+    print(render(report))
+    if args.json:
+        from ._worker import _jsonable
+
+        with open(args.json, "w") as f:
+            json.dump(_jsonable({k: v for k, v in report.items() if k != "by_key"}), f,
+                      indent=1)
+        print(f"\nwrote {args.json}")
+    return 1 if errors else 0

@@ -1,0 +1,647 @@
+"""The implementations compared by ``fastgeo bench`` and ``tests/bench``.
+
+Each one builds, for a workload, a *runner* from the same weights and data:
+``runner.run()`` is the timed unit (one forward pass, one SGD step, or a whole fit that
+restarts from the initial weights), ``runner.result()`` the comparable outcome as NumPy
+(forward: probabilities (n, outputs); step/fit: the parameters W1..WL, b1..bL shaped as
+fastgeo's), ``runner.reset()`` goes back to the initial weights. ``check`` compares a
+runner's outcome with fastgeo's NumPy reference, in float64, outside any timed region.
+
+Maths, everywhere: hidden activation, sigmoid output, mean binary cross-entropy over the
+batch, plain SGD (no momentum, no weight decay), full batch in fits. Peers get inputs
+already converted to their own arrays (torch tensors, jax arrays): the timed region is
+the library's compute and call overhead, not the NumPy conversion.
+"""
+
+import importlib.util
+import warnings
+
+import numpy as np
+
+from . import workloads as wl
+
+
+def _as_list(Ws, bs):
+    return [np.asarray(a, dtype=np.float64) for a in list(Ws) + list(bs)]
+
+
+class Runner:
+    def __init__(self, run, result, reset=lambda: None):
+        self.run = run
+        self.result = result
+        self.reset = reset
+
+
+class Implementation:
+    """Base: ``name`` (table column, key), ``family`` (the worker process it runs in),
+    ``requires`` (modules that must be importable), ``phases`` it takes part in."""
+
+    name = ""
+    label = ""
+    family = ""
+    requires = ()
+    phases = ("forward", "step", "fit")
+    threads = 1
+
+    def unavailable(self):
+        """None when usable, else the reason it is skipped (without importing it)."""
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"{module} not installed (pip install 'fastgeo[peers]')"
+        return None
+
+    def skip_reason(self, workload):
+        if workload.phase not in self.phases:
+            return f"{self.name} has no {workload.phase} workload"
+        return None
+
+    def setup(self, threads):
+        """Import the library and pin its threads (called once per process)."""
+        self.threads = threads
+
+    def versions(self):
+        return {}
+
+    def build(self, workload, activation, weights, biases, X, Y, epochs=None):
+        phase = workload.phase
+        epochs = workload.epochs if epochs is None else epochs
+        if phase == "forward":
+            return self.forward(activation, weights, biases, X)
+        if phase == "step":
+            return self.step(activation, weights, biases, X, Y, workload.lr)
+        if phase == "fit":
+            return self.fit(activation, weights, biases, X, Y, epochs, workload.lr)
+        if phase == "article":
+            return self.article(epochs)
+        raise ValueError(phase)
+
+
+# --- fastgeo ---------------------------------------------------------------------------
+
+
+class Fastgeo(Implementation):
+    name = label = "fastgeo"
+    family = "numba"
+    phases = ("forward", "step", "fit", "article")
+
+    def setup(self, threads):
+        super().setup(threads)
+        import numba
+
+        import fastgeo
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        self.fastgeo = fastgeo
+
+    def versions(self):
+        import numba
+
+        return {"fastgeo": self.fastgeo.__version__, "numba": numba.__version__}
+
+    def _net(self, activation, weights, biases):
+        return self.fastgeo.MLP.from_params(weights, biases, activation, backend="numba",
+                                           dtype=weights[0].dtype)
+
+    def _param_runner(self, net, run):
+        p0 = net.params.copy()
+
+        def reset():
+            net.params[...] = p0
+
+        return Runner(run, lambda: _as_list(net.weights, net.biases), reset)
+
+    def forward(self, activation, weights, biases, X):
+        net = self._net(activation, weights, biases)
+        box = {}
+
+        def run():
+            box["out"] = net.forward(X)
+
+        return Runner(run, lambda: np.asarray(box["out"], np.float64))
+
+    def step(self, activation, weights, biases, X, Y, lr):
+        net = self._net(activation, weights, biases)
+        return self._param_runner(net, lambda: net.train_step(X, Y, lr))
+
+    def fit(self, activation, weights, biases, X, Y, epochs, lr):
+        net = self._net(activation, weights, biases)
+        p0 = net.params.copy()
+
+        def run():
+            net.params[...] = p0
+            net.fit(X, Y, epochs, lr)
+
+        return self._param_runner(net, run)
+
+    def article(self, epochs):
+        from . import article
+
+        data = article.protocol_data()
+        box = {}
+
+        def run():
+            box["out"] = article.run_fastgeo(data, epochs)
+
+        return Runner(run, lambda: box["out"])
+
+
+class NumpyReference(Implementation):
+    """fastgeo.reference: the textbook NumPy code (for the article row: the notebook)."""
+
+    name = label = "numpy"
+    family = "numpy"
+    phases = ("forward", "step", "fit", "article")
+
+    def versions(self):
+        return {"numpy": np.__version__}
+
+    def _copies(self, weights, biases):
+        return [W.copy() for W in weights], [b.copy() for b in biases]
+
+    def forward(self, activation, weights, biases, X):
+        from fastgeo import reference
+
+        box = {}
+
+        def run():
+            box["out"] = reference.predict_proba(weights, biases, X, activation)
+
+        return Runner(run, lambda: np.asarray(box["out"], np.float64))
+
+    def step(self, activation, weights, biases, X, Y, lr):
+        from fastgeo import reference
+
+        Ws, bs = self._copies(weights, biases)
+
+        def run():
+            dWs, dbs = reference.gradients(Ws, bs, X, Y, activation)
+            reference.sgd_step(Ws, bs, dWs, dbs, lr)
+
+        def reset():
+            for p, p0 in zip(Ws + bs, list(weights) + list(biases)):
+                p[...] = p0
+
+        return Runner(run, lambda: _as_list(Ws, bs), reset)
+
+    def fit(self, activation, weights, biases, X, Y, epochs, lr):
+        from fastgeo import reference
+
+        Ws, bs = self._copies(weights, biases)
+
+        def reset():
+            for p, p0 in zip(Ws + bs, list(weights) + list(biases)):
+                p[...] = p0
+
+        def run():
+            reset()
+            reference.fit(Ws, bs, X, Y, epochs, lr, activation)
+
+        return Runner(run, lambda: _as_list(Ws, bs), reset)
+
+    def article(self, epochs):
+        from . import article
+
+        data = article.protocol_data()
+        box = {}
+
+        def run():
+            box["out"] = article.run_notebook(data, epochs)
+
+        return Runner(run, lambda: box["out"])
+
+
+# --- PyTorch -----------------------------------------------------------------------------
+
+
+class Torch(Implementation):
+    name = label = "torch"
+    family = "torch"
+    requires = ("torch",)
+    compiled = False
+
+    def setup(self, threads):
+        super().setup(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:
+            pass
+        self.torch = torch
+
+    def versions(self):
+        return {"torch": self.torch.__version__,
+                "torch_threads": self.torch.get_num_threads()}
+
+    def _model(self, activation, weights, biases):
+        torch = self.torch
+        nn = torch.nn
+        layers = []
+        for l, (W, b) in enumerate(zip(weights, biases)):
+            lin = nn.Linear(W.shape[0], W.shape[1], dtype=torch.float32)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+                lin.bias.copy_(torch.from_numpy(np.asarray(b)))
+            layers.append(lin)
+            if l < len(weights) - 1:
+                layers.append(nn.Sigmoid() if activation == "sigmoid" else nn.ReLU())
+        model = nn.Sequential(*layers)
+        p0 = [p.detach().clone() for p in model.parameters()]
+
+        def reset():
+            with torch.no_grad():
+                for p, q in zip(model.parameters(), p0):
+                    p.copy_(q)
+
+        def result():
+            lins = [m for m in model if isinstance(m, nn.Linear)]
+            return _as_list([m.weight.detach().numpy().T for m in lins],
+                            [m.bias.detach().numpy() for m in lins])
+
+        return model, reset, result
+
+    def _callable(self, model):
+        """The module to call: the model itself (eager) or its compiled version."""
+        return model
+
+    def forward(self, activation, weights, biases, X):
+        torch = self.torch
+        model, _, _ = self._model(activation, weights, biases)
+        f = self._callable(model)
+        Xt = torch.from_numpy(X)
+        box = {}
+        ctx = torch.no_grad if self.compiled else torch.inference_mode
+
+        def run():
+            with ctx():
+                box["out"] = torch.sigmoid(f(Xt))
+
+        return Runner(run, lambda: box["out"].numpy().astype(np.float64))
+
+    def _step_fn(self, model, X, Y, lr):
+        torch = self.torch
+        f = self._callable(model)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
+        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(f(Xt), Yt)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return step
+
+    def step(self, activation, weights, biases, X, Y, lr):
+        model, reset, result = self._model(activation, weights, biases)
+        return Runner(self._step_fn(model, X, Y, lr), result, reset)
+
+    def fit(self, activation, weights, biases, X, Y, epochs, lr):
+        model, reset, result = self._model(activation, weights, biases)
+        step = self._step_fn(model, X, Y, lr)
+
+        def run():
+            reset()
+            for _ in range(epochs):
+                step()
+
+        return Runner(run, result, reset)
+
+
+class TorchCompile(Torch):
+    name = label = "torch.compile"
+    family = "torch.compile"
+    compiled = True
+    #: cold compiles take ~30 s here: left out of --quick unless asked for
+    slow = True
+
+    def _callable(self, model):
+        self.torch._dynamo.reset()
+        return self.torch.compile(model)
+
+
+# --- JAX -----------------------------------------------------------------------------
+
+
+class Jax(Implementation):
+    """jax.jit forward; value_and_grad SGD step under jit; lax.fori_loop whole fit."""
+
+    name = label = "jax"
+    family = "jax"
+    requires = ("jax",)
+
+    def setup(self, threads):
+        super().setup(threads)
+        import jax
+
+        jax.config.update("jax_platforms", "cpu")
+        self.jax = jax
+
+    def versions(self):
+        import jaxlib
+
+        return {"jax": self.jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def _fns(self, activation, lr):
+        jax = self.jax
+        jnp = jax.numpy
+        act = jax.nn.sigmoid if activation == "sigmoid" else jax.nn.relu
+
+        def logits(params, X):
+            a = X
+            for W, b in params[:-1]:
+                a = act(a @ W + b)
+            W, b = params[-1]
+            return a @ W + b
+
+        def loss(params, X, Y):
+            z = logits(params, X)
+            # softplus(z) - z y: BCE from logits with the right gradient at z == 0 exactly
+            # (max(z, 0) + log1p(exp(-|z|)) splits ties in jnp.maximum's gradient)
+            return jnp.mean(jax.nn.softplus(z) - z * Y)
+
+        def step(params, X, Y):
+            value, grads = jax.value_and_grad(loss)(params, X, Y)
+            return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), value
+
+        return logits, step
+
+    def _params(self, weights, biases):
+        jnp = self.jax.numpy
+        return [(jnp.asarray(W), jnp.asarray(b)) for W, b in zip(weights, biases)]
+
+    def _result(self, box):
+        def result():
+            params = box["params"]
+            return _as_list([np.asarray(W) for W, _ in params], [np.asarray(b) for _, b in params])
+
+        return result
+
+    def forward(self, activation, weights, biases, X):
+        jax = self.jax
+        logits, _ = self._fns(activation, 0.0)
+        f = jax.jit(lambda p, X: jax.nn.sigmoid(logits(p, X)))
+        params, Xj = self._params(weights, biases), jax.numpy.asarray(X)
+        box = {}
+
+        def run():
+            box["out"] = f(params, Xj).block_until_ready()
+
+        return Runner(run, lambda: np.asarray(box["out"], np.float64))
+
+    def step(self, activation, weights, biases, X, Y, lr):
+        jax = self.jax
+        _, step = self._fns(activation, lr)
+        step = jax.jit(step)
+        p0 = self._params(weights, biases)
+        Xj, Yj = jax.numpy.asarray(X), jax.numpy.asarray(Y)
+        box = {"params": p0}
+
+        def run():
+            box["params"], loss = jax.block_until_ready(step(box["params"], Xj, Yj))
+
+        def reset():
+            box["params"] = p0
+
+        return Runner(run, self._result(box), reset)
+
+    def fit(self, activation, weights, biases, X, Y, epochs, lr):
+        jax = self.jax
+        jnp = jax.numpy
+        _, step = self._fns(activation, lr)
+
+        @jax.jit
+        def fit(params, X, Y):
+            def body(i, carry):
+                params, losses = carry
+                params, value = step(params, X, Y)
+                return params, losses.at[i].set(value)
+
+            return jax.lax.fori_loop(0, epochs, body, (params, jnp.zeros(epochs, X.dtype)))
+
+        p0 = self._params(weights, biases)
+        Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+        box = {"params": p0}
+
+        def run():
+            box["params"], losses = jax.block_until_ready(fit(p0, Xj, Yj))
+
+        def reset():
+            box["params"] = p0
+
+        return Runner(run, self._result(box), reset)
+
+
+# --- scikit-learn ------------------------------------------------------------------------
+
+
+class Sklearn(Implementation):
+    """MLPClassifier(solver="sgd", momentum 0, alpha 0, full batch, no shuffle) started
+    from the given weights (warm_start with coefs_/intercepts_ set): predict_proba,
+    partial_fit (one full-batch step) and fit (max_iter epochs)."""
+
+    name = label = "sklearn"
+    family = "sklearn"
+    requires = ("sklearn",)
+
+    def versions(self):
+        import sklearn
+
+        return {"sklearn": sklearn.__version__}
+
+    def _clf(self, activation, weights, biases, X, Y, epochs, lr):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+
+        n = X.shape[0]
+        clf = MLPClassifier(
+            hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]),
+            activation={"sigmoid": "logistic", "relu": "relu"}[activation],
+            solver="sgd", alpha=0.0, batch_size=n, learning_rate="constant",
+            learning_rate_init=lr, momentum=0.0, nesterovs_momentum=False, shuffle=False,
+            max_iter=max(1, epochs), tol=0.0, n_iter_no_change=max(1, epochs) + 1,
+            early_stopping=False, warm_start=True, random_state=0,
+        )
+        y = Y.ravel().astype(np.int64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.partial_fit(X, y, classes=np.array([0, 1]))  # builds the attributes
+
+        def reset():
+            clf.coefs_ = [np.array(W) for W in weights]
+            clf.intercepts_ = [np.array(b) for b in biases]
+            clf.loss_curve_ = []
+
+        reset()
+        return clf, y, reset, lambda: _as_list(clf.coefs_, clf.intercepts_)
+
+    def forward(self, activation, weights, biases, X):
+        Y = (np.arange(X.shape[0]) % 2).reshape(-1, 1)  # labels only to build the model
+        clf, _, _, _ = self._clf(activation, weights, biases, X, Y, 1, 0.1)
+        box = {}
+
+        def run():
+            box["out"] = clf.predict_proba(X)
+
+        return Runner(run, lambda: np.asarray(box["out"][:, 1:], np.float64))
+
+    def step(self, activation, weights, biases, X, Y, lr):
+        clf, y, reset, result = self._clf(activation, weights, biases, X, Y, 1, lr)
+        return Runner(lambda: clf.partial_fit(X, y), result, reset)
+
+    def fit(self, activation, weights, biases, X, Y, epochs, lr):
+        from sklearn.exceptions import ConvergenceWarning
+
+        clf, y, reset, result = self._clf(activation, weights, biases, X, Y, epochs, lr)
+
+        def run():
+            reset()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(X, y)
+
+        return Runner(run, result, reset)
+
+
+# --- ONNX Runtime ------------------------------------------------------------------------
+
+
+class OnnxRuntime(Implementation):
+    """The net exported by ``fastgeo.export.to_onnx``, run by an InferenceSession
+    (intra-op threads pinned, inter-op 1, sequential execution). Inference only."""
+
+    name = label = "onnxruntime"
+    family = "onnxruntime"
+    requires = ("onnx", "onnxruntime")
+    phases = ("forward",)
+
+    def skip_reason(self, workload):
+        if workload.phase not in self.phases:
+            return "inference only"
+        return None
+
+    def setup(self, threads):
+        super().setup(threads)
+        import onnxruntime
+
+        self.ort = onnxruntime
+
+    def versions(self):
+        import onnx
+
+        return {"onnxruntime": self.ort.__version__, "onnx": onnx.__version__}
+
+    def session(self, net):
+        from fastgeo.export import to_onnx
+
+        ort = self.ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(to_onnx(net).SerializeToString(), so,
+                                    providers=["CPUExecutionProvider"])
+
+    def forward(self, activation, weights, biases, X):
+        import fastgeo
+
+        net = fastgeo.MLP.from_params(weights, biases, activation, backend="numpy",
+                                      dtype=weights[0].dtype)
+        sess = self.session(net)
+        feed = {"X": X}
+        box = {}
+
+        def run():
+            box["out"] = sess.run(None, feed)[0]
+
+        return Runner(run, lambda: np.asarray(box["out"], np.float64))
+
+
+IMPLEMENTATIONS = {impl.name: impl for impl in (
+    Fastgeo(), NumpyReference(), Torch(), TorchCompile(), Jax(), Sklearn(), OnnxRuntime(),
+)}
+
+#: peers: everything but fastgeo and its NumPy reference
+PEERS = tuple(n for n in IMPLEMENTATIONS if n not in ("fastgeo", "numpy"))
+
+
+# --- apples to apples ---------------------------------------------------------------------
+
+#: max |actual - expected| / max |expected| allowed, float32 against the float64 reference.
+#: step and fit compare the parameter updates (after - before), not the parameters.
+TOLERANCES = {"forward": 1e-4, "step": 2e-3, "fit": 1e-2, "article": 1.0}
+
+
+def expected(workload, activation, weights, biases, X, Y, epochs=None):
+    """fastgeo's NumPy reference outcome, in float64, for a forward/step/fit workload."""
+    from fastgeo import reference
+
+    Ws = [np.asarray(W, np.float64) for W in weights]
+    bs = [np.asarray(b, np.float64) for b in biases]
+    X64, Y64 = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    if workload.phase == "forward":
+        return reference.predict_proba(Ws, bs, X64, activation)
+    if workload.phase == "step":
+        dWs, dbs = reference.gradients(Ws, bs, X64, Y64, activation)
+        reference.sgd_step(Ws, bs, dWs, dbs, workload.lr)
+    else:
+        reference.fit(Ws, bs, X64, Y64, workload.epochs if epochs is None else epochs,
+                      workload.lr, activation)
+    return Ws + bs
+
+
+def compare(workload, actual, want, initial=None):
+    """(error, tolerance): the relative max error of an outcome against the reference."""
+    tol = TOLERANCES[workload.phase]
+    if workload.phase == "forward":
+        a, w = np.asarray(actual, np.float64), np.asarray(want, np.float64)
+        if a.shape != w.shape:
+            return float("inf"), tol
+        return float(np.max(np.abs(a - w)) / max(np.max(np.abs(w)), 1e-300)), tol
+    init = [np.asarray(p, np.float64) for p in initial]
+    got = np.concatenate([(np.asarray(p) - p0).ravel() for p, p0 in zip(actual, init)])
+    ref = np.concatenate([(np.asarray(p) - p0).ravel() for p, p0 in zip(want, init)])
+    if got.shape != ref.shape:
+        return float("inf"), tol
+    return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-300)), tol
+
+
+def check(impl, workload, activation, weights, biases, X, Y, runner=None):
+    """Run one outcome of ``impl`` from fresh weights and compare it with the reference:
+    returns {"error", "tolerance", "ok"}. ``runner`` (forward/step) is reused when given;
+    fits are checked on a runner of CHECK_EPOCHS epochs; the article protocol against the
+    article's published numbers."""
+    if workload.phase == "article":
+        runner = runner or impl.build(workload, activation, weights, biases, X, Y)
+        runner.run()
+        err = article_error(runner.result())
+        tol = TOLERANCES["article"]
+        return {"error": err, "tolerance": tol, "ok": bool(err <= tol)}
+    epochs = wl.CHECK_EPOCHS if workload.phase == "fit" else None
+    if runner is None or workload.phase == "fit":
+        runner = impl.build(workload, activation, weights, biases, X, Y, epochs=epochs)
+    runner.reset()
+    runner.run()
+    want = expected(workload, activation, weights, biases, X, Y, epochs)
+    err, tol = compare(workload, runner.result(), want, list(weights) + list(biases))
+    runner.reset()
+    return {"error": err, "tolerance": tol, "ok": bool(err <= tol)}
+
+
+#: what the article reports: final epoch loss and test accuracy per activation
+ARTICLE_REPORTS = {"sigmoid": (0.2822, 0.79), "relu": (0.0353, 0.96)}
+
+
+def article_error(outcome):
+    """Largest miss of an article-protocol outcome against the article's numbers, in units
+    of the last reported digit's half-width (<= 1: reproduced to 4 decimals and the
+    accuracy exactly)."""
+    err = 0.0
+    for activation, (loss, accuracy) in ARTICLE_REPORTS.items():
+        history, acc = outcome[activation]
+        err = max(err, abs(float(history[-1]) - loss) / 5e-5, abs(acc - accuracy) / 1e-9)
+    return err

@@ -1,0 +1,90 @@
+"""Export a fastgeo net as a standard ONNX graph (optional extra ``fastgeo[onnx]``).
+
+    from fastgeo.export import to_onnx
+    model = to_onnx(net, "net.onnx")          # onnx.ModelProto, also written to the path
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString())
+    p = sess.run(None, {"X": X.astype(np.float32)})[0]   # == net.forward(X)
+
+The graph is plain ONNX (opset 17): per layer ``MatMul`` then ``Add``, the hidden
+activation (``Sigmoid``, ``Relu``, ``Tanh``, ``PRelu`` with slope 0.01 for leaky ReLU), and ``Sigmoid`` on
+the output. Input ``X`` of shape (batch, sizes[0]), output ``probabilities`` of shape
+(batch, sizes[-1]), batch dynamic, the net's dtype (float32 or float64). Weights are
+copied in as initializers, so later training of the net does not change the export.
+"""
+
+import numpy as np
+
+from .activations import LEAKY_SLOPE
+
+#: ONNX opset and IR version: old enough for any onnxruntime >= 1.13
+OPSET = 17
+IR_VERSION = 8
+
+INPUT_NAME = "X"
+OUTPUT_NAME = "probabilities"
+
+
+def _activation_node(helper, name, src, dst):
+    if name == "sigmoid":
+        return helper.make_node("Sigmoid", [src], [dst])
+    if name == "relu":
+        return helper.make_node("Relu", [src], [dst])
+    if name == "tanh":
+        return helper.make_node("Tanh", [src], [dst])
+    if name == "leaky_relu":  # PRelu with a slope tensor of the net's dtype: exact in float64
+        return helper.make_node("PRelu", [src, "leaky_slope"], [dst])
+    raise ValueError(f"no ONNX operator for activation {name!r}")
+
+
+def to_onnx(net, path=None, name="fastgeo_mlp"):
+    """The net as an ``onnx.ModelProto`` (written to ``path`` too when given).
+
+    ImportError naming the extra if the ``onnx`` package is not installed.
+    """
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError(
+            "fastgeo.export.to_onnx needs the onnx package: pip install 'fastgeo[onnx]'"
+        ) from e
+
+    elem = {np.dtype(np.float32): TensorProto.FLOAT,
+            np.dtype(np.float64): TensorProto.DOUBLE}[np.dtype(net.dtype)]
+    n_layers = len(net.weights)
+    nodes, inits = [], []
+    if net.activation == "leaky_relu":
+        slope = np.array([LEAKY_SLOPE], dtype=net.dtype)
+        inits.append(numpy_helper.from_array(slope, "leaky_slope"))
+    src = INPUT_NAME
+    for l, (W, b) in enumerate(zip(net.weights, net.biases), start=1):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(W), f"W{l}"))
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(b), f"b{l}"))
+        nodes.append(helper.make_node("MatMul", [src, f"W{l}"], [f"xW{l}"]))
+        nodes.append(helper.make_node("Add", [f"xW{l}", f"b{l}"], [f"z{l}"]))
+        if l < n_layers:
+            nodes.append(_activation_node(helper, net.activation, f"z{l}", f"a{l}"))
+            src = f"a{l}"
+        else:
+            nodes.append(helper.make_node("Sigmoid", [f"z{l}"], [OUTPUT_NAME]))
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", net.sizes[0]])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", net.sizes[-1]])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="fastgeo",
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        doc_string=f"fastgeo MLP sizes={list(net.sizes)} activation={net.activation}",
+    )
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {"sizes": ",".join(map(str, net.sizes)),
+                                   "activation": net.activation})
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save(model, str(path))
+    return model
