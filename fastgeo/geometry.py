@@ -13,8 +13,9 @@ a_l = post-activation, over the rows of X):
   a leaky one still passes 1%). ``inactive_fraction``: fraction of entries with z <= 0.
   None for sigmoid and tanh.
 * ``probe_accuracy``: linear-probe accuracy: a logistic regression (features
-  standardized first, so the probe does not care about the layer's scale; sklearn
-  defaults otherwise, C = 1) fit on a_l of the probe's training rows and scored on a_l
+  standardized first, so the probe does not care about the layer's scale; L2, C = 1,
+  the newton-cholesky solver: the same optimum as sklearn's default lbfgs, ten times
+  faster on these few features) fit on a_l of the probe's training rows and scored on a_l
   of its test rows — how linearly separable the classes are at that depth.
   ``input_probe_accuracy`` is the same on the raw inputs, the baseline.
 * ``effective_rank``: exp of the Shannon entropy of the normalized singular values of
@@ -84,7 +85,8 @@ def probe_accuracy(H_train, y_train, H_test=None, y_test=None):
     y_test = np.asarray(y_test).ravel()
     if np.unique(y_train).size < 2:
         return float(np.mean(y_test == y_train[0]))
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe = make_pipeline(StandardScaler(),
+                          LogisticRegression(solver="newton-cholesky", max_iter=200))
     probe.fit(np.asarray(H_train, dtype=float), y_train)
     return float(probe.score(np.asarray(H_test, dtype=float), y_test))
 
@@ -109,7 +111,8 @@ def diagnose(net, X, y=None, X_test=None, y_test=None, probe=True):
     """Per-hidden-layer diagnostics of ``net`` (any ``fastgeo.MLP``) on data.
 
     Statistics are taken on X_test when given, else on X. Probes (when y is given and
-    probe=True) fit on the representations of X and score on those of X_test (or X).
+    probe is True, or "last" for the last hidden layer only) fit on the representations
+    of X and score on those of X_test (or X); layers without a probe report None.
     Returns {"activation", "n_samples", "input_probe_accuracy", "input_effective_rank",
     "layers": [{"layer": l, z_std, z_range, a_std, a_range, saturated_fraction,
     dead_fraction, inactive_fraction, effective_rank, probe_accuracy}, ...]}.
@@ -117,7 +120,10 @@ def diagnose(net, X, y=None, X_test=None, y_test=None, probe=True):
     X = np.asarray(X, dtype=float)
     if (X_test is None) != (y_test is None):
         raise ValueError("give both X_test and y_test, or neither")
-    do_probe = probe and y is not None
+    if probe not in (True, False, "last"):
+        raise ValueError(f"probe must be True, False or 'last', got {probe!r}")
+    do_probe = probe is not False and y is not None
+    n_hidden = len(net.sizes) - 2
     X_eval = X if X_test is None else np.asarray(X_test, dtype=float)
     zs, acts = net.forward_trace(X_eval)
     if do_probe and X_test is not None:
@@ -127,14 +133,15 @@ def diagnose(net, X, y=None, X_test=None, y_test=None, probe=True):
     y_eval = y if X_test is None else y_test
     out = {"activation": net.activation, "n_samples": int(X_eval.shape[0]),
            "input_probe_accuracy": None, "input_effective_rank": effective_rank(X_eval)}
-    if do_probe:
+    if do_probe and probe is True:
         out["input_probe_accuracy"] = probe_accuracy(X, y, X_eval, y_eval)
     layers = []
-    for l in range(1, len(net.sizes) - 1):
+    for l in range(1, n_hidden + 1):
         stats = {"layer": l}
         stats.update(layer_stats(zs[l - 1], acts[l], net.activation))
+        probed = do_probe and (probe is True or l == n_hidden)
         stats["probe_accuracy"] = (probe_accuracy(acts_train[l], y, acts[l], y_eval)
-                                   if do_probe else None)
+                                   if probed else None)
         layers.append(stats)
     out["layers"] = layers
     return out

@@ -3,7 +3,8 @@
 Every combination of depth (hidden layers), activation and net seed is trained on the
 article's data (two-moons, 300 train / 100 test, data seed 42) with the article's
 training recipe (SGD, lr 0.05, batch 64, 800 epochs) by the fused ``fastgeo.kernels.train``
-kernel (``MLP.fit``), then measured with ``fastgeo.geometry.diagnose``.
+kernel (``MLP.fit``), then measured with ``fastgeo.geometry.diagnose`` on the test set
+(the linear probe only on the last hidden layer: the probes cost more than the training).
 
 The random draws follow the article's protocol for every net: weights
 ``RandomState(seed).randn(fan_in, fan_out) * sqrt(gain / fan_in)`` layer by layer (gain 1
@@ -105,7 +106,7 @@ def train_one(activation, depth, seed, width, data, perms, epochs, lr, batch_siz
                    **{m: None for m in METRICS})
         return out
     out["fit_seconds"] = time.perf_counter() - t
-    geometry = diagnose(net, Xtr, ytr, Xte, yte, probe=probe)
+    geometry = diagnose(net, Xtr, ytr, Xte, yte, probe="last" if probe else False)
     erank, probe_acc, frac, a_std = _layer_summary(geometry, activation)
     out.update(test_accuracy=net.score(Xte, yte), final_loss=float(history[-1]),
                last_effective_rank=erank, last_probe_accuracy=probe_acc,

@@ -96,3 +96,16 @@ def test_diagnose_sigmoid_net_and_test_split():
     assert geo.diagnose(net, X)["layers"][0]["probe_accuracy"] is None
     with pytest.raises(ValueError):
         geo.diagnose(net, X, y, Xt)
+
+
+def test_diagnose_probe_last_only():
+    net = fastgeo.MLP((2, 4, 4, 4, 1), "tanh", seed=2)
+    X = np.random.RandomState(1).randn(30, 2)
+    y = (X.sum(axis=1) > 0).astype(int)
+    d = geo.diagnose(net, X, y, probe="last")
+    assert [layer["probe_accuracy"] is None for layer in d["layers"]] == [True, True, False]
+    assert d["input_probe_accuracy"] is None
+    full = geo.diagnose(net, X, y)
+    assert full["layers"][-1]["probe_accuracy"] == d["layers"][-1]["probe_accuracy"]
+    with pytest.raises(ValueError):
+        geo.diagnose(net, X, y, probe="first")
