@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[plot]'
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml
@@ -22,7 +22,8 @@ venv: $(VENV)/.stamp-base
 dev: $(VENV)/.stamp-dev
 
 demo: $(VENV)/.stamp-base
-	$(VENV)/bin/fastgeo demo
+	$(VENV)/bin/fastgeo reproduce --plots figures
+	@echo "figures: $(CURDIR)/figures/*.png"
 
 test: $(VENV)/.stamp-dev
 	$(PY) -m numba -s | grep -iE 'numba version|llvmlite|svml|threading layer' || true
