@@ -277,6 +277,10 @@ class MLP:
         epochs = check.integer("epochs", epochs, minimum=0)
         lr = check.positive_finite("lr", lr)
         X, Y = self._XY(X, y)
+        # read-only X or y would compile (and cache) another specialisation of the train
+        # kernel, which is slow to compile (~1 min on a loaded 2-core box): copy instead
+        X = np.require(X, requirements="W")
+        Y = np.require(Y, requirements="W")
         n = X.shape[0]
         if n == 0:
             raise ValueError("X must have at least one sample to fit")
@@ -291,7 +295,8 @@ class MLP:
                 return reference.fit(self.weights, self.biases, X, Y, epochs, lr,
                                      self.activation, batch_size, shuffle_seed, permutations)
         history = np.empty(epochs)
-        perms = permutations if permutations is not None else np.empty((0, n), np.int64)
+        perms = (np.require(permutations, requirements="W") if permutations is not None
+                 else np.empty((0, n), np.int64))
         state = 0 if shuffle_seed is None else reference.shuffle_state(shuffle_seed)
         chunks = _n_chunks(batch_size, 3 * self.macs_per_sample)
         failed = kernels.train(self.params, self._sizes, self._act.code, X, Y, epochs,
@@ -311,5 +316,7 @@ class MLP:
     def score(self, X, y):
         """Accuracy: the fraction of labels predicted right."""
         X, Y = self._XY(X, y)
+        if X.shape[0] == 0:
+            raise ValueError("X must have at least one sample to score")
         pred = self.predict(X).reshape(Y.shape)
         return float(np.mean(pred == Y))
