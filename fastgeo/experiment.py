@@ -401,8 +401,49 @@ def _article_checks(results):
     return {label: ok for label, _, _, ok in article_rows(results) if ok is not None}
 
 
+#: (label, activation, metric of ``_scalar_metrics``, the article's value)
+ARTICLE_METRICS = (
+    ("final loss, sigmoid", "sigmoid", "final_loss", ARTICLE["sigmoid"]["final_loss"]),
+    ("final loss, relu", "relu", "final_loss", ARTICLE["relu"]["final_loss"]),
+    ("test accuracy, sigmoid", "sigmoid", "test_accuracy", ARTICLE["sigmoid"]["test_accuracy"]),
+    ("test accuracy, relu", "relu", "test_accuracy", ARTICLE["relu"]["test_accuracy"]),
+    ("hidden std l1, sigmoid", "sigmoid", "hidden_std_l1", ARTICLE["sigmoid"]["hidden_std"][0]),
+    ("hidden std l2, sigmoid", "sigmoid", "hidden_std_l2", ARTICLE["sigmoid"]["hidden_std"][1]),
+    ("relu |z3|, far point class0", "relu", "trace_class0_z3", ARTICLE["relu_far_z3"][0]),
+    ("relu |z3|, far point class1", "relu", "trace_class1_z3", ARTICLE["relu_far_z3"][1]),
+)
+
+
+def _trace(res, key, stage):
+    return res["signal_trace"][key][TRACE_KEYS.index(stage)]
+
+
+#: The article's qualitative claims, each checked on one run's results.
+CLAIMS = (
+    ("relu ends at a lower training loss than sigmoid",
+     lambda r: r["relu"]["final_loss"] < r["sigmoid"]["final_loss"]),
+    ("relu has the higher test accuracy",
+     lambda r: r["relu"]["test_accuracy"] > r["sigmoid"]["test_accuracy"]),
+    ("sigmoid hidden std shrinks from layer 1 to layer 2",
+     lambda r: r["sigmoid"]["hidden_std"][1] < r["sigmoid"]["hidden_std"][0]),
+    ("relu hidden std does not shrink from layer 1 to 2",
+     lambda r: r["relu"]["hidden_std"][1] >= r["relu"]["hidden_std"][0]),
+    ("relu hidden std above sigmoid's at both layers",
+     lambda r: all(a > b for a, b in zip(r["relu"]["hidden_std"], r["sigmoid"]["hidden_std"]))),
+    ("relu |z3| above sigmoid |z3| at both far points",
+     lambda r: all(_trace(r["relu"], k, "z3") > _trace(r["sigmoid"], k, "z3")
+                   for k in ("class0", "class1"))),
+    ("relu |z3| at both far points within 9-20 (+-0.5)",
+     lambda r: all(8.5 <= _trace(r["relu"], k, "z3") < 20.5 for k in ("class0", "class1"))),
+    ("sigmoid mean|a2| at both far points <= 0.6",
+     lambda r: all(_trace(r["sigmoid"], k, "a2") <= ARTICLE["sigmoid_far_a2_cap"]
+                   for k in ("class0", "class1"))),
+)
+
+
 def format_summary(runs, summary, what):
-    lines = [f"mean +- std over {len(runs)} runs ({what}); min .. max; population std"]
+    n = len(runs)
+    lines = [f"mean +- std over {n} runs ({what}); population std"]
     lines.append(f"{'metric':<30} {'sigmoid':>26}   {'relu':>26}")
     keys = list(summary["sigmoid"])
     keys += [k for k in summary["relu"] if k not in keys]
@@ -416,11 +457,27 @@ def format_summary(runs, summary, what):
     for k in keys:
         lines.append(f"{k:<30} {cell('sigmoid', k):>26}   {cell('relu', k):>26}")
     lines.append("")
-    lines.append("how often each article value is reproduced (typical, or one lucky seed?):")
-    checks = [_article_checks(r) for r in runs]
-    for label in checks[0]:
-        k = sum(c[label] for c in checks)
-        lines.append(f"  {label:<44} {k:>3}/{len(runs)}")
+    lines.append("the article's numbers against this spread (z = (article - mean) / std; "
+                 "exact = runs that match the article to its printed precision):")
+    lines.append(f"  {'metric':<30} {'article':>8} {'mean +- std':>20} {'min .. max':>18} "
+                 f"{'z':>6} {'exact':>6}")
+    exact = [_article_checks(r) for r in runs]
+    exact_label = {"hidden std l1, sigmoid": "hidden std layer 1, sigmoid",
+                   "hidden std l2, sigmoid": "hidden std layer 2, sigmoid"}
+    for label, act, key, want in ARTICLE_METRICS:
+        st = summary[act][key]
+        z = (want - st["mean"]) / st["std"] if st["std"] > 0 else float("nan")
+        ex_label = exact_label.get(label, label)
+        k = (sum(e[ex_label] for e in exact)
+             if ex_label in exact[0] else "-")
+        k = f"{k}/{n}" if k != "-" else "-"
+        lines.append(f"  {label:<30} {want:>8.4g} {st['mean']:>10.4f} +- {st['std']:<6.4f} "
+                     f"{st['min']:>8.4f} .. {st['max']:<8.4f}{z:>6.1f} {k:>6}")
+    lines.append("")
+    lines.append("the article's claims, run by run (typical, or one lucky seed?):")
+    for text, check in CLAIMS:
+        k = sum(bool(check(r)) for r in runs)
+        lines.append(f"  {text:<52} {k:>3}/{n}")
     return "\n".join(lines)
 
 

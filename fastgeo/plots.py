@@ -159,7 +159,7 @@ def hidden_space(results, nets, data, outdir):
                 ax.scatter(*P[ytr == c].T, s=8, color=CLASS_COLORS[c], alpha=0.7,
                            label=f"class {c}")
             ax.set_title(f"{act} a{l}: std {np.std(trace[l]):.3f}, "
-                         f"PC1-2 {share:.0%} of variance", fontsize=9)
+                         f"PC1-2 {share:.1%} of variance", fontsize=9)
             if r == len(acts) - 1:
                 ax.set_xlabel("PC1")
             if l == 1:
