@@ -1,10 +1,10 @@
 """The one registry of hidden-layer activations.
 
 Each activation is written twice, side by side: a NumPy version on arrays, used by
-``fastgeo.reference``, and a scalar version compiled into the Numba kernels
-(``activate`` / ``activate_derivative``, selected by an integer code so one compiled
-kernel serves every activation). Adding an activation is a change to this file only:
-a NumPy pair, a branch in each scalar dispatcher, an entry in ``ACTIVATIONS``.
+``fastgeo.reference``, and a compiled version used by the Numba kernels
+(``activate_row`` / ``multiply_derivative_row``, selected by an integer code so one
+compiled kernel serves every activation). Adding an activation is a change to this
+file only: a NumPy pair, a branch in each compiled function, an entry in ``ACTIVATIONS``.
 
 Conventions: ReLU'(0) = 0 and leaky ReLU'(0) = LEAKY_SLOPE (the derivative at 0 is
 the left one). Sigmoid is evaluated as exp(-|z|) based, so it never overflows.
@@ -89,37 +89,50 @@ def get(name):
         ) from None
 
 
-# --- Scalar versions, compiled into the kernels ------------------------------------
+# --- Compiled versions, used by the kernels ---------------------------------------
+# The kernels keep a batch tile feature-major: row r of Z/A holds unit r for each of the
+# tile's samples. The per-activation loops below run along such a row; the branch on
+# ``code`` sits outside the loop so each loop is branch-free and can vectorize.
 
 
-@kernel(inline="always")
+@kernel
 def scalar_sigmoid(z):
     e = math.exp(-abs(z))
     s = 1 / (1 + e)
     return s if z >= 0 else e * s
 
 
-@kernel(inline="always")
-def activate(code, z):
-    """f(z) for the activation with this code (NaN in, NaN out)."""
+@kernel
+def activate_row(code, Z, A, r, m):
+    """A[r, :m] = f(Z[r, :m]) (NaN in, NaN out)."""
     if code == 0:
-        return scalar_sigmoid(z)
+        for t in range(m):
+            A[r, t] = scalar_sigmoid(Z[r, t])
     elif code == 1:
-        return 0.0 if z <= 0 else z
+        for t in range(m):
+            z = Z[r, t]
+            A[r, t] = 0.0 if z <= 0 else z
     elif code == 2:
-        return math.tanh(z)
+        for t in range(m):
+            A[r, t] = math.tanh(Z[r, t])
     else:
-        return z if z > 0 else z * LEAKY_SLOPE
+        for t in range(m):
+            z = Z[r, t]
+            A[r, t] = z if z > 0 else z * LEAKY_SLOPE
 
 
-@kernel(inline="always")
-def activate_derivative(code, z, a):
-    """f'(z), given z and a = f(z)."""
+@kernel
+def multiply_derivative_row(code, Z, A, D, r, m):
+    """D[r, :m] *= f'(Z[r, :m]), given A = f(Z)."""
     if code == 0:
-        return a * (1 - a)
+        for t in range(m):
+            D[r, t] *= A[r, t] * (1 - A[r, t])
     elif code == 1:
-        return 1.0 if z > 0 else 0.0
+        for t in range(m):
+            D[r, t] = D[r, t] if Z[r, t] > 0 else 0.0
     elif code == 2:
-        return 1 - a * a
+        for t in range(m):
+            D[r, t] *= 1 - A[r, t] * A[r, t]
     else:
-        return 1.0 if z > 0 else LEAKY_SLOPE
+        for t in range(m):
+            D[r, t] = D[r, t] if Z[r, t] > 0 else D[r, t] * LEAKY_SLOPE
