@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test venv dev clean
+.PHONY: demo test venv dev clean peers bench bench-save bench-compare
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,25 @@ test: $(VENV)/.stamp-dev
 	$(PY) -m numba -s | grep -iE 'numba version|llvmlite|svml|threading layer' || true
 	$(PY) -m pytest -q
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m kernels -p no:randomly
+
+# Peers (torch 2.13.0 CPU, jax, onnx, onnxruntime) for the side-by-side benchmarks.
+$(VENV)/.stamp-peers: $(VENV)/.stamp-dev
+	$(PIP) install -q -e '.[dev,peers]'
+	touch $@
+
+peers: $(VENV)/.stamp-peers
+
+BENCH := $(PY) -m pytest tests/bench --benchmark-only --benchmark-group-by=group \
+	--benchmark-columns=min,median,ops,rounds --benchmark-sort=min
+
+bench: $(VENV)/.stamp-peers
+	$(BENCH)
+
+bench-save: $(VENV)/.stamp-peers
+	$(BENCH) --benchmark-autosave
+
+bench-compare: $(VENV)/.stamp-peers
+	$(BENCH) --benchmark-compare --benchmark-compare-fail=median:25%
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
