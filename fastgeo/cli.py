@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: subcommand modules, in the order ``fastgeo --help`` lists them
-SUBCOMMANDS = ("fastgeo.demo", "fastgeo.experiment", "fastgeo.sweep")
+SUBCOMMANDS = ("fastgeo.demo", "fastgeo.experiment", "fastgeo.sweep", "fastgeo.bench.command")
 
 
 def build_parser():
