@@ -136,8 +136,10 @@ def run_sweep(depths, activations, seeds, width=8, epochs=None, lr=None, batch_s
     perms = {(d, s): permutations_for(s, (2,) + (width,) * d + (1,), epochs, n)
              for d in depths for s in seeds}
     jobs = [(a, d, s) for a in activations for d in depths for s in seeds]
-    # deepest first, so the longest jobs do not straggle at the end
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1])
+    # costliest first (deepest; tanh and sigmoid call libm per unit), so that the long
+    # jobs do not straggle at the end
+    weight = {"tanh": 3.0, "sigmoid": 2.0}
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1] * weight.get(jobs[i][0], 1.0))
     args = (width, data)
     tail = (epochs, lr, batch_size, probe, backend)
     if backend == "numba" and jobs:  # compile / load the kernels once, before the threads
