@@ -1,0 +1,66 @@
+"""Inference: ``MLP.forward`` (output probabilities) per activation, backend, batch,
+architecture and dtype."""
+
+import fastgeo
+
+from .common import ACTIVATIONS, ARCHS, BACKENDS, DTYPES, Suite, best_seconds, features, sizes
+
+BATCHES = [256, 4096, 65536]
+
+
+def _pruned_forward(arch, batch):
+    # Pruned: 32-512-512-1 at batch 65536 is 18 G multiply-adds per call. On the 2-core
+    # machine one numba call took 20-46 s (under load, 2025-11-29), so its 8 combinations
+    # would take most of the ~15-minute budget of a full run alone; the same kernel on the
+    # same architecture is measured at batches 256 and 4096.
+    if arch == "32-512-512-1" and batch == 65536:
+        return "pruned: 32-512-512-1 at batch 65536 takes 20-46 s per call on 2 cores"
+    return None
+
+
+class Forward(Suite):
+    """Seconds per ``net.forward(X)`` call."""
+
+    params = [ACTIVATIONS, BACKENDS, BATCHES, ARCHS, DTYPES]
+    param_names = ["activation", "backend", "batch", "arch", "dtype"]
+    # One sample per call; at most 5 samples or ~5 s of sampling per combination and one
+    # process (asv's default is 2 processes x up to 10 samples, 20 s): keeps a full run
+    # of the 64 combinations within the budget.
+    rounds = 1
+    repeat = (1, 5, 5.0)
+
+    def pruned(self, activation, backend, batch, arch, dtype):
+        return _pruned_forward(arch, batch)
+
+    def build(self, activation, backend, batch, arch, dtype):
+        dims = sizes(arch)
+        net = fastgeo.MLP(dims, activation, seed=0, dtype=dtype, backend=backend)
+        X = features(batch, dims[0], dtype)
+        net.forward(X)  # compiles (or loads) the very kernel timed below: same shapes, same path
+        return {"net": net, "X": X}
+
+    def time_forward(self, activation, backend, batch, arch, dtype):
+        self.net.forward(self.X)
+
+
+class ForwardPerSample(Suite):
+    """Nanoseconds per sample of ``net.forward`` at batch 4096 (lower is better).
+
+    Pruned to batch 4096: at 256 the figure is mostly per-call overhead and at 65536 it
+    costs the most time; ``Forward`` has all three batches in seconds per call."""
+
+    params = [ACTIVATIONS, BACKENDS, ARCHS, DTYPES]
+    param_names = ["activation", "backend", "arch", "dtype"]
+    batch = 4096
+
+    def build(self, activation, backend, arch, dtype):
+        dims = sizes(arch)
+        net = fastgeo.MLP(dims, activation, seed=0, dtype=dtype, backend=backend)
+        X = features(self.batch, dims[0], dtype)
+        net.forward(X)
+        return {"net": net, "X": X}
+
+    def track_ns_per_sample(self, activation, backend, arch, dtype):
+        return best_seconds(lambda: self.net.forward(self.X)) / self.batch * 1e9
+
+    track_ns_per_sample.unit = "ns/sample"

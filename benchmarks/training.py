@@ -1,0 +1,147 @@
+"""Training: one SGD step, the fused whole-fit kernel on two-moons, the article protocol's
+800-epoch run (time, final loss, test error) and the peak memory of a large-batch fit."""
+
+import fastgeo
+
+from .common import (ACTIVATIONS, ARTICLE, BACKENDS, DTYPES, Suite, article_setup,
+                     best_seconds, moons, restore, start_weights)
+
+
+class TrainStep(Suite):
+    """One ``net.train_step(X, y, lr)`` (forward, loss, gradient, update) on 2-64-64-1.
+
+    2-64-64-1 only: a 2-8-8-1 step at batch 256 takes ~50 us, too short to time well on a
+    shared machine (the fused fits below cover 2-8-8-1), and a 32-512-512-1 step at batch
+    4096 takes several seconds on 2 cores."""
+
+    params = [ACTIVATIONS, BACKENDS, [256, 4096], DTYPES]
+    param_names = ["activation", "backend", "batch", "dtype"]
+    arch = (2, 64, 64, 1)
+    lr = 0.01
+    rounds = 1
+    repeat = (1, 10, 5.0)
+
+    def build(self, activation, backend, batch, dtype):
+        net = fastgeo.MLP(self.arch, activation, seed=0, dtype=dtype, backend=backend)
+        X, y = moons(batch, dtype)
+        p0 = start_weights(net)
+        net.train_step(X, y, self.lr)  # compiles the step's kernels (same path as timed)
+        return {"net": net, "X": X, "y": y, "p0": p0}
+
+    def reset(self):
+        restore(self.net, self.p0)
+
+    def time_train_step(self, activation, backend, batch, dtype):
+        self.net.train_step(self.X, self.y, self.lr)
+
+    def track_ns_per_sample(self, activation, backend, batch, dtype):
+        seconds = best_seconds(lambda: self.net.train_step(self.X, self.y, self.lr))
+        return seconds / batch * 1e9
+
+    track_ns_per_sample.unit = "ns/sample"
+
+
+class Fit(Suite):
+    """``net.fit`` on two-moons: 1000 samples, 2000 full-batch epochs, lr 0.5, 2-8-8-1
+    (``fastgeo demo``'s workload; on numba one call of the fused ``train`` kernel)."""
+
+    params = [ACTIVATIONS, BACKENDS]
+    param_names = ["activation", "backend"]
+    n, epochs, lr = 1000, 2000, 0.5
+    rounds = 1
+    repeat = (1, 5, 10.0)
+
+    def build(self, activation, backend):
+        net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0, backend=backend)
+        X, y = moons(self.n)
+        p0 = start_weights(net)
+        net.fit(X, y, 1, self.lr)
+        return {"net": net, "X": X, "y": y, "p0": p0}
+
+    def reset(self):
+        restore(self.net, self.p0)
+
+    def _fit(self):
+        self.net.fit(self.X, self.y, self.epochs, self.lr)
+
+    def time_fit(self, activation, backend):
+        self._fit()
+
+    def track_ns_per_sample_epoch(self, activation, backend):
+        """Nanoseconds per sample per epoch: fit seconds / (epochs x samples)."""
+
+        def fit():
+            self.reset()
+            self._fit()
+
+        return best_seconds(fit, min_calls=2, min_time=0) / (self.epochs * self.n) * 1e9
+
+    track_ns_per_sample_epoch.unit = "ns/sample/epoch"
+
+
+class Article(Suite):
+    """The article's protocol: 2-8-8-1 on two-moons (300 train / 100 test), lr 0.05,
+    batch 64, 800 epochs on the article's weights and epoch permutations.
+
+    The time of the run, and its final loss and test error: a change in the numerics shows
+    here as a tracked change even when the parity tests' tolerances let it through."""
+
+    params = [ACTIVATIONS, BACKENDS]
+    param_names = ["activation", "backend"]
+    rounds = 1
+    repeat = (1, 5, 10.0)
+
+    def build(self, activation, backend):
+        (Xtr, Xte, ytr, yte), params, perms = article_setup()
+        net = fastgeo.MLP.from_params(*params[activation], activation=activation,
+                                      backend=backend)
+        p0 = start_weights(net)
+        net.fit(Xtr, ytr, 1, ARTICLE["lr"], batch_size=ARTICLE["batch_size"],
+                permutations=perms[:1])
+        return {"net": net, "p0": p0, "Xtr": Xtr, "Xte": Xte, "ytr": ytr, "yte": yte,
+                "perms": perms}
+
+    def reset(self):
+        restore(self.net, self.p0)
+
+    def _fit(self):
+        return self.net.fit(self.Xtr, self.ytr, ARTICLE["epochs"], ARTICLE["lr"],
+                            batch_size=ARTICLE["batch_size"], permutations=self.perms)
+
+    def time_fit(self, activation, backend):
+        self._fit()
+
+    def track_final_loss(self, activation, backend):
+        self.reset()
+        return float(self._fit()[-1])
+
+    track_final_loss.unit = "BCE"
+
+    def track_test_error(self, activation, backend):
+        self.reset()
+        self._fit()
+        return round(1.0 - self.net.score(self.Xte, self.yte), 9)
+
+    track_test_error.unit = "fraction"
+
+
+class FitMemory(Suite):
+    """Peak resident memory of a large-batch fit: 2-64-64-1, 65536 samples, full batch,
+    2 epochs. The NumPy reference keeps every layer's activations for the whole batch;
+    the numba kernels keep one sample's. (asv's figure is the process's peak, so it
+    includes Python, numpy and numba themselves.)"""
+
+    params = [BACKENDS]
+    param_names = ["backend"]
+    n, epochs, lr = 65536, 2, 0.01
+
+    def build(self, backend):
+        net = fastgeo.MLP((2, 64, 64, 1), "relu", seed=0, backend=backend)
+        X, y = moons(self.n)
+        # Warm on a slice big enough to take the same (parallel) path, so no compilation
+        # happens inside the measured call.
+        net.fit(X[:4096], y[:4096], 1, self.lr)
+        return {"net": net, "X": X, "y": y}
+
+    def peakmem_fit(self, backend):
+        self.net.fit(self.X, self.y, self.epochs, self.lr)

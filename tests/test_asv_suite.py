@@ -1,0 +1,142 @@
+"""The asv suite (benchmarks/) runs: every benchmark class is set up and every benchmark
+method called once, on a small parameter subset with the workloads shrunk, so a broken
+benchmark fails ``make test`` in seconds rather than a nightly ``asv run``. No timings are
+checked. ``asv check`` (in CI) checks the suite's structure on top of this."""
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402
+
+MODULES = ("benchmarks.inference", "benchmarks.training", "benchmarks.compile")
+PREFIXES = ("time_", "track_", "peakmem_", "timeraw_", "mem_")
+
+#: Per class: the parameter combinations to run, and attributes to shrink the workload.
+SUBSET = {
+    "Forward": ([("sigmoid", "numba", 256, "2-8-8-1", "float64"),
+                 ("relu", "numpy", 256, "2-8-8-1", "float32")], {}),
+    "ForwardPerSample": ([("sigmoid", "numba", "2-8-8-1", "float32"),
+                          ("relu", "numpy", "2-8-8-1", "float64")], {"batch": 64}),
+    "TrainStep": ([("sigmoid", "numba", 256, "float64"),
+                   ("relu", "numpy", 256, "float32")], {}),
+    "Fit": ([("sigmoid", "numba"), ("relu", "numpy")], {"n": 100, "epochs": 5}),
+    "Article": ([("sigmoid", "numba"), ("relu", "numpy")], {}),
+    "FitMemory": ([("numba",), ("numpy",)], {"n": 512}),
+    # timeraw_: the methods only return code; test_timeraw_code compiles and runs it.
+    "ColdCompile": ([("forward",), ("fit",)], {}),
+    "CachedLoad": ([("forward",), ("fit",)], {}),
+}
+
+
+def _classes():
+    for modname in MODULES:
+        mod = importlib.import_module(modname)
+        for name, obj in vars(mod).items():
+            if (inspect.isclass(obj) and obj.__module__ == modname
+                    and any(m.startswith(PREFIXES) for m in dir(obj))):
+                yield name, obj
+
+
+def _methods(cls):
+    return [m for m in dir(cls) if m.startswith(PREFIXES)]
+
+
+def test_every_benchmark_class_is_exercised():
+    names = {name for name, _ in _classes()}
+    assert names == set(SUBSET), "add new benchmark classes to SUBSET (or remove stale ones)"
+
+
+def test_subset_values_are_real_parameters():
+    for name, cls in _classes():
+        for combo in SUBSET[name][0]:
+            assert len(combo) == len(cls.params) == len(cls.param_names), name
+            for value, values in zip(combo, cls.params):
+                assert value in values, (name, value)
+
+
+@pytest.mark.parametrize("name", [n for n in SUBSET if n not in ("ColdCompile", "CachedLoad")])
+def test_benchmark_runs(name, monkeypatch):
+    monkeypatch.setattr(common, "_BUILT", {})
+    cls = dict(_classes())[name]
+    combos, shrink = SUBSET[name]
+    for combo in combos:
+        bench = cls()
+        for attr, value in shrink.items():
+            setattr(bench, attr, value)
+        bench.setup(*combo)
+        for method in _methods(cls):
+            bench.setup(*combo)  # asv re-runs setup before every sample
+            result = getattr(bench, method)(*combo)
+            if method.startswith("track_"):
+                assert np.isfinite(result) and result >= 0, (name, method, combo, result)
+        if hasattr(bench, "teardown"):
+            bench.teardown(*combo)
+
+
+def test_pruned_combinations_are_skipped_the_asv_way():
+    from benchmarks.inference import Forward
+
+    with pytest.raises(NotImplementedError, match="pruned"):
+        Forward().setup("relu", "numba", 65536, "32-512-512-1", "float64")
+
+
+def test_training_benchmarks_restart_from_the_same_weights(monkeypatch):
+    from benchmarks.training import TrainStep
+
+    monkeypatch.setattr(common, "_BUILT", {})
+    bench = TrainStep()
+    combo = ("relu", "numba", 256, "float64")
+    bench.setup(*combo)
+    first = bench.net.params.copy()
+    bench.time_train_step(*combo)
+    assert not np.array_equal(bench.net.params, first)
+    bench.setup(*combo)
+    np.testing.assert_array_equal(bench.net.params, first)
+
+
+def test_article_setup_matches_the_local_transcription():
+    data, params, perms = common.article_setup()
+    data0, params0, perms0 = common._local_article_setup()
+    for a, b in zip(data, data0):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(perms, perms0)
+    assert perms.shape == (800, 300)
+    for act in ("sigmoid", "relu"):
+        for a, b in zip(params[act][0] + params[act][1], params0[act][0] + params0[act][1]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_timeraw_code(tmp_path):
+    """The code strings compile; ``import fastgeo`` and the "forward" first call (an empty
+    cache folder: a few seconds of compiling) run in a fresh interpreter. The "fit" first
+    call is left to asv: it compiles for tens of seconds."""
+    from benchmarks import compile as bc
+
+    cold = bc.ColdCompile()
+    cold.setup("forward")
+    try:
+        for phase in bc.FIRST_CALL:
+            stmt, setup = cold.timeraw_first_call(phase)
+            compile(stmt, "stmt", "exec")
+            compile(setup, "setup", "exec")
+    finally:
+        cold.teardown("forward")
+    assert not os.path.exists(cold.root)
+
+    stmt, setup = bc.timeraw_import()
+    subprocess.run([sys.executable, "-c", setup + "\n" + stmt], check=True)
+
+    stmt, setup = bc.CachedLoad().timeraw_first_call(str(tmp_path), "forward")
+    compile(stmt, "stmt", "exec")
+    code = setup + "\n" + stmt + "\nassert os.environ['NUMBA_CACHE_DIR'] == " + repr(str(tmp_path))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
