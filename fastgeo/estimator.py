@@ -39,6 +39,12 @@ _TRACE_CHUNK_ELEMENTS = 1 << 20
 
 _ALIASES = {"logistic": "sigmoid"}
 
+#: scikit-learn's finiteness check first sums the array, which warns ("invalid value
+#: encountered in reduce") when it holds both +inf and -inf before raising its
+#: ValueError; only the ValueError should reach the user.
+def _quiet():
+    return np.errstate(invalid="ignore", over="ignore")
+
 
 def _log_sigmoid(z):
     return -np.logaddexp(0.0, -z)
@@ -161,7 +167,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Train from scratch on (X, y); returns self."""
         p = self._checked_params()
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
+        with _quiet():
+            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         y_idx = y_idx.reshape(-1)
@@ -247,7 +254,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _validated_X(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        with _quiet():
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return self._as_kernel_input(X, self.net_.dtype)
 
     def _logits(self, X):
