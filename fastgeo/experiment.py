@@ -35,6 +35,7 @@ the two "far" points are the class-0 training point farthest from (-1.2, -0.3) a
 class-1 training point farthest from (1.2, 0.3).
 """
 
+import itertools
 import json
 import sys
 import time
@@ -93,7 +94,7 @@ def legacy_weights(rng, sizes, gain):
     """Weights ``rng.randn(fan_in, fan_out) * sqrt(gain / fan_in)`` layer by layer (the
     draws advance rng), zero biases."""
     weights = [rng.randn(fan_in, fan_out) * np.sqrt(gain / fan_in)
-               for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+               for fan_in, fan_out in itertools.pairwise(sizes)]
     return weights, [np.zeros(fan_out) for fan_out in sizes[1:]]
 
 
@@ -519,7 +520,7 @@ def _write_json(path, obj):
 
 def _report_notebook(results, net_seed, data_seed, epochs):
     nb = notebook_fit(net_seed, data_seed, epochs)
-    print("")
+    print()
     print("notebook transcription (plain NumPy, log(p + 1e-9), sigmoid input clipped to +-500):")
     for act in ACTIVATIONS:
         ours = np.array(results[act]["loss_history"])
@@ -560,7 +561,7 @@ def run(args):
                                            geometry=geometry)
         print(format_report(results))
         if geometry:
-            print("")
+            print()
             print(format_geometry(results))
         if args.notebook:
             _report_notebook(results, 42, 42, args.epochs)

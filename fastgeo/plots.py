@@ -92,7 +92,7 @@ def _grid(X, steps=250, pad=0.6):
 
 
 def decision_boundaries(results, nets, data, outdir):
-    Xtr, Xte, ytr, yte = data
+    Xtr, Xte, _ytr, yte = data
     acts = _acts(results)
     fig, axes = _figure(ncols=len(acts), sharex=True, sharey=True)
     xx, yy, G = _grid(np.vstack([Xtr, Xte]))

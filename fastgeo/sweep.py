@@ -50,7 +50,7 @@ class ProgressBar:
 
     def text(self):
         frac = self.done / self.total if self.total else 1.0
-        filled = int(round(self.width * frac))
+        filled = round(self.width * frac)
         bar = "#" * filled + "-" * (self.width - filled)
         return (f"{self.label} [{bar}] {self.done}/{self.total} "
                 f"{time.perf_counter() - self.t0:.1f} s")

@@ -45,7 +45,7 @@ def test_protocol_leaves_the_global_random_state_alone():
 
 
 def test_data_split_as_the_notebook():
-    Xtr, Xte, ytr, yte = ex.load_data()
+    Xtr, Xte, _ytr, _yte = ex.load_data()
     assert Xtr.shape == (300, 2) and Xte.shape == (100, 2)
     X = np.vstack([Xtr, Xte])  # scaled on all 400 before the split
     np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-12)
@@ -178,7 +178,7 @@ def test_every_figure_is_written(tmp_path, short_runs, capsys):
     assert all(_is_png(tmp_path / "figs" / n) for n in names)
     from fastgeo import plots
     runs = [short_runs["numba"][0], short_runs["numpy"][0]]
-    (path,) = plots.seeds_figures(runs, str(tmp_path / "seeds"), "two runs")
+    (_path,) = plots.seeds_figures(runs, str(tmp_path / "seeds"), "two runs")
     assert _is_png(tmp_path / "seeds" / "seeds_summary.png")
 
 

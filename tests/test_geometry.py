@@ -86,7 +86,7 @@ def test_diagnose_sigmoid_net_and_test_split():
     y, yt = (X[:, 0] > 0).astype(int), (Xt[:, 0] > 0).astype(int)
     d = geo.diagnose(net, X, y, Xt, yt)
     assert [layer["layer"] for layer in d["layers"]] == [1, 2]
-    zs, acts = net.forward_trace(Xt)
+    _zs, acts = net.forward_trace(Xt)
     for l, layer in enumerate(d["layers"], start=1):
         assert layer["a_std"] == pytest.approx(acts[l].std())
         assert layer["saturated_fraction"] == pytest.approx(

@@ -10,7 +10,7 @@ from fastgeo import cli
 from fastgeo import experiment as ex
 from fastgeo import sweep as sw
 
-GRID = dict(depths=[1, 2], activations=["sigmoid", "relu"], seeds=[0, 1], epochs=4)
+GRID = {"depths": [1, 2], "activations": ["sigmoid", "relu"], "seeds": [0, 1], "epochs": 4}
 
 
 @pytest.fixture(scope="module")
