@@ -276,6 +276,8 @@ class MLP:
         """
         epochs = check.integer("epochs", epochs, minimum=0)
         lr = check.positive_finite("lr", lr)
+        if lr > float(np.finfo(self.dtype).max):  # the kernel takes lr in the net's dtype
+            raise ValueError(f"lr must fit the net's {self.dtype.name}, got {lr}")
         X, Y = self._XY(X, y)
         # read-only X or y would compile (and cache) another specialisation of the train
         # kernel, which is slow to compile (~1 min on a loaded 2-core box): copy instead
