@@ -27,10 +27,13 @@ SHORT = {"fastgeo": "fastgeo", "numpy": "numpy", "torch": "torch",
 
 
 def add_parser(sub):
+    import argparse
+
     p = sub.add_parser(
         "bench",
         help="time fastgeo against NumPy, PyTorch, JAX, scikit-learn and ONNX Runtime",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.replace("``fastgeo bench``: fastgeo", "fastgeo", 1),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--threads", type=int, default=1,
                    help="thread count pinned for every library (default 1)")
@@ -356,9 +359,12 @@ def run(args):
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     results, errors, versions = [], [], {}
+    family_wall = {}
     for name, tasks in families:
+        t_family = time.perf_counter()
         ready, reason, events = run_worker(name, tasks, args.threads, args.quick, args.timeout,
                                            progress)
+        family_wall[name] = time.perf_counter() - t_family
         if reason and not events:
             skipped[name] = reason
             continue
@@ -381,6 +387,7 @@ def run(args):
             "load_before": load_before,
             "load_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
             "wall_s": time.perf_counter() - t0,
+            "wall_s_per_implementation": family_wall,
             "command": "fastgeo bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"]
                                                    else sys.argv[1:]),
         },

@@ -40,7 +40,8 @@ def test_side_by_side(benchmark, implementations, request, key, activation, name
     # apples to apples, outside the timed region (this also compiles and warms up)
     result = peers.check(impl, w, activation, Ws, bs, X, Y, runner=runner)
     assert result["ok"], result
-    runner.run()  # one more warm call: pytest-benchmark calibrates on its first
+    if not disabled:
+        runner.run()  # one more warm call: pytest-benchmark calibrates on its first
     if w.phase in ("fit", "article"):
         benchmark.pedantic(runner.run, rounds=3, iterations=1)
     else:
