@@ -192,6 +192,8 @@ class MLP:
     def loss(self, X, y):
         """Mean binary cross-entropy over all elements."""
         X, Y = self._XY(X, y)
+        if X.shape[0] == 0:
+            raise ValueError("X must have at least one sample to compute the loss")
         self._check_params()
         if self.backend == "numpy":
             with _quiet():
