@@ -110,7 +110,9 @@ def nets(draw):
     sizes = draw(st.lists(st.integers(1, 5), min_size=2, max_size=4))
     activation = draw(st.sampled_from(sorted(fastgeo.ACTIVATIONS)))
     dtype = draw(st.sampled_from(["float64", "float32"]))
-    return fastgeo.MLP(sizes, activation=activation, dtype=dtype, seed=draw(st.integers(0, 99)))
+    backend = draw(st.sampled_from(["numba", "numba", "numpy"]))
+    return fastgeo.MLP(sizes, activation=activation, dtype=dtype, seed=draw(st.integers(0, 99)),
+                       backend=backend)
 
 
 @st.composite
