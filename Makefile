@@ -29,6 +29,10 @@ test: $(VENV)/.stamp-dev
 	$(PY) -m numba -s | grep -iE 'numba version|llvmlite|svml|threading layer' || true
 	$(PY) -m pytest -q
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m kernels -p no:randomly
+	# out-of-bounds indexing raises instead of corrupting memory; own cache folder, since
+	# cached machine code compiled without bounds checks would otherwise be reused
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(VENV)/numba-boundscheck-cache \
+		$(PY) -m pytest -q -m kernels -p no:randomly
 
 # Peers (torch 2.13.0 CPU, jax, onnx, onnxruntime) for the side-by-side benchmarks.
 $(VENV)/.stamp-peers: $(VENV)/.stamp-dev
