@@ -201,3 +201,26 @@ def test_mlp_results_across_thread_counts(dtype, threads):
         results.append((p, g, history, net.params.copy()))
     for a, b in zip(*results):
         assert_parallel_close(a, b, dtype)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parallel_chunk_edges(dtype):
+    """More chunks than rows, one row per chunk, a single chunk: block boundaries stay in
+    bounds (also run with NUMBA_BOUNDSCHECK=1 and as Python in `make test`)."""
+    net, X, Y = problem(dtype, n=7, sizes=(2, 3, 2))
+    serial = np.empty((7, 2), dtype=dtype)
+    kernels.forward(net.params, net._sizes, 2, X, serial)
+    rows = np.array([6, 0, 5, 1, 4])
+    grad = np.empty_like(net.params)
+    loss = kernels.loss_and_gradient(net.params, net._sizes, 2, X, Y, rows, grad)
+    for n_chunks in (1, 2, 5, 7, 10):
+        out = np.empty_like(serial)
+        kernels.forward_parallel(net.params, net._sizes, 2, X, out, n_chunks)
+        assert_parallel_close(out, serial, dtype)
+        pgrad = np.empty_like(grad)
+        partials = np.empty((n_chunks, grad.size), dtype=dtype)
+        ploss = kernels.loss_and_gradient_parallel(net.params, net._sizes, 2, X, Y, rows,
+                                                   pgrad, partials)
+        assert_parallel_close(ploss, loss, dtype)
+        assert_parallel_close(pgrad, grad, dtype)
