@@ -17,6 +17,7 @@ Why the base class works as it does (asv 0.6 with asv_runner 0.3):
 import math
 import time
 
+import numba
 import numpy as np
 
 import fastgeo
@@ -28,6 +29,18 @@ DTYPES = ["float32", "float64"]
 ARCHS = ["2-8-8-1", "2-64-64-1", "32-512-512-1"]
 
 _BUILT = {}
+
+
+def _prime_numba():
+    """Pay numba's one-off start-up (typing and code-generation set-up: ~1 s) now, at
+    import. asv.conf.json uses asv's forkserver: the suite is imported once and every
+    benchmark process is forked from that interpreter, so each starts with numba ready
+    and loads its kernels from the on-disk cache in milliseconds instead of seconds.
+    Under other launch methods this only moves the same cost earlier."""
+    numba.njit(lambda x: x + 1.0)(1.0)
+
+
+_prime_numba()
 
 
 def sizes(arch):
@@ -117,7 +130,9 @@ class Suite:
     """Base of every benchmark class. Subclasses set ``params``/``param_names`` and
     implement ``build(*params) -> dict`` (attributes set on the instance; it must call
     every kernel the benchmarks will time, once), optionally ``pruned(*params) -> reason or
-    None`` (a combination not run: asv shows it as n/a) and ``reset()``."""
+    None`` (a combination not run: asv shows it as n/a) and ``reset()``.
+
+    numba runs on one thread, or on the value of a ``threads`` parameter."""
 
     #: The first benchmark process of a run may compile kernels (a minute on a loaded
     #: 2-core machine); asv's default timeout of 60 s would kill it.
@@ -127,6 +142,11 @@ class Suite:
         reason = self.pruned(*params)
         if reason:
             raise NotImplementedError(reason)
+        threads = self.threads_for(*params)
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError(f"needs {threads} numba threads, the pool has "
+                                      f"{numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS)")
+        numba.set_num_threads(threads)
         key = (type(self).__qualname__,) + params
         if key not in _BUILT:
             _BUILT[key] = self.build(*params)
@@ -135,6 +155,11 @@ class Suite:
 
     def pruned(self, *params):
         return None
+
+    def threads_for(self, *params):
+        """numba threads for this combination: 1 unless the class has a "threads" param."""
+        names = getattr(self, "param_names", ())
+        return int(params[names.index("threads")]) if "threads" in names else 1
 
     def build(self, *params):
         return {}

@@ -88,6 +88,7 @@ class Article(Suite):
 
     params = [ACTIVATIONS, BACKENDS]
     param_names = ["activation", "backend"]
+    epochs = ARTICLE["epochs"]
     rounds = 1
     repeat = (1, 5, 10.0)
 
@@ -105,8 +106,9 @@ class Article(Suite):
         restore(self.net, self.p0)
 
     def _fit(self):
-        return self.net.fit(self.Xtr, self.ytr, ARTICLE["epochs"], ARTICLE["lr"],
-                            batch_size=ARTICLE["batch_size"], permutations=self.perms)
+        return self.net.fit(self.Xtr, self.ytr, self.epochs, ARTICLE["lr"],
+                            batch_size=ARTICLE["batch_size"],
+                            permutations=self.perms[:self.epochs])
 
     def time_fit(self, activation, backend):
         self._fit()

@@ -16,9 +16,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import numba  # noqa: E402
+
+# benchmarks/__init__.py pins thread pools through os.environ: keep that out of the rest
+# of the test session (and its subprocesses).
+_environ = dict(os.environ)
 from benchmarks import common  # noqa: E402
 
-MODULES = ("benchmarks.inference", "benchmarks.training", "benchmarks.compile")
+os.environ.clear()
+os.environ.update(_environ)
+
+MODULES = ("benchmarks.inference", "benchmarks.training", "benchmarks.threads",
+           "benchmarks.compile")
 PREFIXES = ("time_", "track_", "peakmem_", "timeraw_", "mem_")
 
 #: Per class: the parameter combinations to run, and attributes to shrink the workload.
@@ -30,12 +39,21 @@ SUBSET = {
     "TrainStep": ([("sigmoid", "numba", 256, "float64"),
                    ("relu", "numpy", 256, "float32")], {}),
     "Fit": ([("sigmoid", "numba"), ("relu", "numpy")], {"n": 100, "epochs": 5}),
-    "Article": ([("sigmoid", "numba"), ("relu", "numpy")], {}),
+    "Article": ([("sigmoid", "numba"), ("relu", "numpy")], {"epochs": 20}),
     "FitMemory": ([("numba",), ("numpy",)], {"n": 512}),
+    "Threads": ([("relu", "train_step", 1), ("sigmoid", "fit", 2)], {}),
     # timeraw_: the methods only return code; test_timeraw_code compiles and runs it.
     "ColdCompile": ([("forward",), ("fit",)], {}),
     "CachedLoad": ([("forward",), ("fit",)], {}),
 }
+
+
+@pytest.fixture(autouse=True)
+def _numba_threads():
+    # Suite.setup calls numba.set_num_threads: give the session its thread count back.
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)
 
 
 def _classes():
@@ -73,7 +91,10 @@ def test_benchmark_runs(name, monkeypatch):
         bench = cls()
         for attr, value in shrink.items():
             setattr(bench, attr, value)
+        if bench.threads_for(*combo) > numba.config.NUMBA_NUM_THREADS:
+            continue  # a 1-core machine: asv skips it the same way (NotImplementedError)
         bench.setup(*combo)
+        assert numba.get_num_threads() == bench.threads_for(*combo)
         for method in _methods(cls):
             bench.setup(*combo)  # asv re-runs setup before every sample
             result = getattr(bench, method)(*combo)
@@ -116,10 +137,16 @@ def test_article_setup_matches_the_local_transcription():
             np.testing.assert_array_equal(a, b)
 
 
+def _run_code(setup, stmt, extra=""):
+    # NUMBA_DISABLE_JIT: the code paths run as plain Python in a second, not compiled.
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subprocess.run([sys.executable, "-c", setup + "\n" + stmt + "\n" + extra], check=True,
+                   env=env, timeout=300)
+
+
 def test_timeraw_code(tmp_path):
-    """The code strings compile; ``import fastgeo`` and the "forward" first call (an empty
-    cache folder: a few seconds of compiling) run in a fresh interpreter. The "fit" first
-    call is left to asv: it compiles for tens of seconds."""
+    """The code each timeraw_ benchmark hands asv runs in a fresh interpreter and uses the
+    numba cache folder it means to (compiled for real only by asv: tens of seconds)."""
     from benchmarks import compile as bc
 
     cold = bc.ColdCompile()
@@ -127,16 +154,14 @@ def test_timeraw_code(tmp_path):
     try:
         for phase in bc.FIRST_CALL:
             stmt, setup = cold.timeraw_first_call(phase)
-            compile(stmt, "stmt", "exec")
-            compile(setup, "setup", "exec")
+            _run_code(setup, stmt, "assert os.path.dirname(os.environ['NUMBA_CACHE_DIR']) == "
+                      + repr(cold.root))
     finally:
         cold.teardown("forward")
     assert not os.path.exists(cold.root)
 
-    stmt, setup = bc.timeraw_import()
-    subprocess.run([sys.executable, "-c", setup + "\n" + stmt], check=True)
+    for phase in bc.FIRST_CALL:
+        stmt, setup = bc.CachedLoad().timeraw_first_call(str(tmp_path), phase)
+        _run_code(setup, stmt, "assert os.environ['NUMBA_CACHE_DIR'] == " + repr(str(tmp_path)))
 
-    stmt, setup = bc.CachedLoad().timeraw_first_call(str(tmp_path), "forward")
-    compile(stmt, "stmt", "exec")
-    code = setup + "\n" + stmt + "\nassert os.environ['NUMBA_CACHE_DIR'] == " + repr(str(tmp_path))
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+    _run_code(*reversed(bc.timeraw_import()))

@@ -1,0 +1,46 @@
+"""The numba backend's parallel paths: the same workloads on 1 and 2 threads.
+
+Every other benchmark runs numba on one thread (benchmarks/__init__.py says why), where
+``fastgeo.MLP`` always takes its serial kernels. These take the parallel ones: the
+row-split forward pass, the per-thread gradient partials of a training step, and a fused
+fit that enters a parallel region once per epoch. Expect more noise here than anywhere
+else on a machine that is running anything besides the benchmark."""
+
+import fastgeo
+
+from .common import ACTIVATIONS, Suite, features, moons, restore, start_weights
+
+PHASES = ["forward", "train_step", "fit"]
+
+
+class Threads(Suite):
+    """numba backend, float64. forward: 2-64-64-1 at batch 65536; train_step: 2-64-64-1 at
+    batch 4096; fit: 2-8-8-1 on two-moons, 1000 samples, 200 full-batch epochs."""
+
+    params = [ACTIVATIONS, PHASES, [1, 2]]
+    param_names = ["activation", "phase", "threads"]
+    rounds = 1
+    repeat = (1, 5, 5.0)
+
+    def build(self, activation, phase, threads):
+        if phase == "forward":
+            net = fastgeo.MLP((2, 64, 64, 1), activation, seed=0)
+            X = features(65536, 2)
+            call = lambda: net.forward(X)  # noqa: E731
+        elif phase == "train_step":
+            net = fastgeo.MLP((2, 64, 64, 1), activation, seed=0)
+            X, y = moons(4096)
+            call = lambda: net.train_step(X, y, 0.01)  # noqa: E731
+        else:
+            net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0)
+            X, y = moons(1000)
+            call = lambda: net.fit(X, y, 200, 0.5)  # noqa: E731
+        p0 = start_weights(net)
+        call()
+        return {"net": net, "call": call, "p0": p0}
+
+    def reset(self):
+        restore(self.net, self.p0)
+
+    def time_numba(self, activation, phase, threads):
+        self.call()
