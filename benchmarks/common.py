@@ -20,8 +20,6 @@ import time
 import numba
 import numpy as np
 
-import fastgeo
-
 ACTIVATIONS = ["sigmoid", "relu"]
 BACKENDS = ["numpy", "numba"]
 DTYPES = ["float32", "float64"]

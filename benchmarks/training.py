@@ -3,8 +3,18 @@
 
 import fastgeo
 
-from .common import (ACTIVATIONS, ARTICLE, BACKENDS, DTYPES, Suite, article_setup,
-                     best_seconds, moons, restore, start_weights)
+from .common import (
+    ACTIVATIONS,
+    ARTICLE,
+    BACKENDS,
+    DTYPES,
+    Suite,
+    article_setup,
+    best_seconds,
+    moons,
+    restore,
+    start_weights,
+)
 
 
 class TrainStep(Suite):

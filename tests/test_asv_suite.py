@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -16,12 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import numba  # noqa: E402
-
 # benchmarks/__init__.py pins thread pools through os.environ: keep that out of the rest
 # of the test session (and its subprocesses).
 _environ = dict(os.environ)
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 os.environ.clear()
 os.environ.update(_environ)
