@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test venv dev clean peers bench bench-save bench-compare
+.PHONY: demo test venv dev clean peers bench bench-save bench-compare \
+	asv-machine asv-quick asv asv-compare asv-html
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,29 @@ bench-save: $(VENV)/.stamp-peers
 
 bench-compare: $(VENV)/.stamp-peers
 	$(BENCH) --benchmark-compare --benchmark-compare-fail=median:25%
+
+# asv (benchmarks/, asv.conf.json; README "Tracking performance with asv"). asv-quick runs
+# the suite once in .venv (working tree, results not saved); asv, asv-compare and asv-html
+# use asv's own environments under .asv/ and need the full git history and a local main.
+ASV  := $(VENV)/bin/asv
+BASE ?= main
+
+asv-machine: $(VENV)/.stamp-dev
+	test -f $(HOME)/.asv-machine.json || $(ASV) machine --yes
+
+asv-quick: asv-machine
+	$(ASV) check --python=same
+	$(ASV) run --python=same --quick --dry-run --show-stderr
+
+asv: asv-machine
+	$(ASV) run --show-stderr HEAD^!
+
+asv-compare: asv-machine
+	$(ASV) continuous --factor 1.25 --show-stderr $(BASE) HEAD
+
+asv-html: asv-machine
+	$(ASV) publish
+	$(ASV) preview
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
