@@ -54,8 +54,7 @@ def peak(impl, quick, n=2048):
     else:
         fn = lambda: A @ B  # noqa: E731
         what = f"numpy matmul {n}x{n} float32"
-    min_time, repeats = QUICK if quick else FULL
-    t = measure(fn, min_time, repeats)
+    t = measure(fn, **(QUICK if quick else FULL))
     t["gflops"] = 2 * n ** 3 / t["best_s"] / 1e9  # a peak: the best repeat
     t["what"] = what
     return t
@@ -106,10 +105,7 @@ def run_task(impl, task, quick):
         Ws, bs = wl.initial_params(w.sizes, activation)
         X, Y = wl.data(w)
     runner = impl.build(w, activation, Ws, bs, X, Y)
-    min_time, repeats = QUICK if quick else FULL
-    if w.phase in ("fit", "article"):
-        repeats = max(2, repeats - 2)  # whole fits: each call is already long
-    result = measure(runner.run, min_time, repeats)
+    result = measure(runner.run, **(QUICK if quick else FULL))
     # apples to apples, outside the timed region
     result["check"] = peers.check(impl, w, activation, Ws, bs, X, Y, runner=runner)
     result["samples_per_s"] = w.samples_per_call / result["per_call_s"]

@@ -4,18 +4,22 @@ import gc
 import statistics
 import time
 
-#: (seconds per repeat at least, repeats): --quick and the full run
-QUICK = (0.05, 3)
-FULL = (0.2, 7)
+#: --quick and the full run: seconds per repeat at least, repeats, and the seconds of
+#: timed repeats allowed to one measurement, down to at least so many repeats (long calls,
+#: such as whole fits, get fewer repeats)
+QUICK = {"min_time": 0.05, "repeats": 3, "budget": 1.0, "min_repeats": 1}
+FULL = {"min_time": 0.2, "repeats": 7, "budget": 10.0, "min_repeats": 3}
 
 
-def measure(fn, min_time=0.2, repeats=7):
+def measure(fn, min_time=0.2, repeats=7, budget=None, min_repeats=1):
     """Time ``fn()`` after warming it up.
 
     The first call is timed alone (it compiles, for JIT libraries); a second call warms
     caches and sizes the loop: each repeat runs ``number`` calls lasting at least
-    ``min_time``. Returns seconds: per_call (median of the repeats), best, first_call and
-    compile (first call minus a steady call, >= 0), with number and repeats.
+    ``min_time``; calls so long that ``repeats`` of them would exceed ``budget`` seconds
+    get fewer repeats, no fewer than ``min_repeats``. Returns seconds: per_call (median
+    of the repeats), best, first_call and compile (first call minus a steady call,
+    >= 0), with number and repeats.
     """
     t0 = time.perf_counter()
     fn()
@@ -24,6 +28,8 @@ def measure(fn, min_time=0.2, repeats=7):
     fn()
     probe = max(time.perf_counter() - t0, 1e-9)
     number = max(1, int(min_time / probe + 0.999))
+    if budget is not None:
+        repeats = max(min_repeats, min(repeats, int(budget / (number * probe))))
     times = []
     gc_was_on = gc.isenabled()
     gc.disable()

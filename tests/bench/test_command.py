@@ -133,3 +133,25 @@ def test_render_marks_failed_checks_and_missed_targets():
     assert "skipped torch: torch not installed" in text
     assert "4M!" in text and "CHECK FAILED jax" in text
     assert ">=2x best: MISS" in text
+
+
+def test_measure_warms_up_times_apart_and_respects_the_budget():
+    import time as _time
+
+    from fastgeo.bench.timing import measure
+
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if len(calls) == 1:
+            _time.sleep(0.05)  # a "compiling" first call
+
+    t = measure(fn, min_time=0.001, repeats=3)
+    assert t["first_call_s"] >= 0.05 and t["compile_s"] >= 0.04
+    assert t["per_call_s"] < 0.01 and t["best_s"] <= t["per_call_s"]
+    assert len(calls) == 2 + t["number"] * t["repeats"] and t["repeats"] == 3
+
+    slow = measure(lambda: _time.sleep(0.02), min_time=0.001, repeats=7, budget=0.03,
+                   min_repeats=1)
+    assert slow["number"] == 1 and slow["repeats"] == 1
