@@ -1,7 +1,10 @@
 """fastgeo.MLPClassifier: scikit-learn's estimator checks, Pipeline, GridSearchCV, labels,
 early stopping."""
 
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +22,8 @@ from fastgeo import MLPClassifier
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 # Every check passes; none is expected to fail. A small net keeps the battery fast.
+# check_array_api_input is skipped here unless SCIPY_ARRAY_API=1 was set before scipy was
+# imported; test_sklearn_array_api_check runs it in a fresh interpreter instead.
 EXPECTED_FAILED_CHECKS = {}
 
 
@@ -28,6 +33,26 @@ EXPECTED_FAILED_CHECKS = {}
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+ARRAY_API_CHECK = """
+from sklearn.utils.estimator_checks import check_array_api_input
+from fastgeo import MLPClassifier
+est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=100, random_state=0)
+check_array_api_input("MLPClassifier", est, array_namespace="numpy",
+                      expect_only_array_outputs=False)
+print("passed")
+"""
+
+
+def test_sklearn_array_api_check():
+    """The one check the battery above skips: it needs SCIPY_ARRAY_API=1 before scipy is
+    first imported, so it runs in a fresh interpreter."""
+    env = dict(os.environ, SCIPY_ARRAY_API="1")
+    proc = subprocess.run([sys.executable, "-W", "ignore::UserWarning", "-c", ARRAY_API_CHECK],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("passed")
 
 
 @pytest.fixture(scope="module")
