@@ -280,20 +280,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         z = self._logits(self._validated_X(X))
         return z[:, 0] if z.shape[1] == 1 else z
 
-    def predict_proba(self, X):
-        """Class probabilities, shape (n, n_classes), rows summing to one."""
+    def predict_log_proba(self, X):
+        """Logarithm of ``predict_proba``, computed in log space (finite wherever the
+        logits are)."""
         z = self._logits(self._validated_X(X))
         if z.shape[1] == 1:
             log_p = np.column_stack([_log_sigmoid(-z[:, 0]), _log_sigmoid(z[:, 0])])
         else:  # per-class sigmoids, normalised (in log space, so nothing underflows to 0/0)
             log_p = _log_sigmoid(z)
         log_p -= log_p.max(axis=1, keepdims=True)
-        proba = np.exp(log_p)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return proba
+        log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+        return log_p
 
-    def predict_log_proba(self, X):
-        return np.log(self.predict_proba(X))
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, n_classes), rows summing to one."""
+        proba = np.exp(self.predict_log_proba(X))
+        proba /= proba.sum(axis=1, keepdims=True)  # exact normalisation after rounding
+        return proba
 
     def predict(self, X):
         """The class of the largest logit (two classes: ``classes_[1]`` iff logit > 0)."""

@@ -326,3 +326,4 @@ def test_classifier(data):
         pred = clf.predict(X_new)
         assert set(pred) <= set(clf.classes_)
         finite_array(clf.decision_function(X_new))
+        finite_array(clf.predict_log_proba(X_new), proba.shape)

@@ -131,5 +131,8 @@ def test_classifier_probabilities_at_extreme_logits(dtype):
     assert np.isfinite(proba).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1)
     assert proba[0, 1] == 0 and proba[-1, 1] == 1
+    log_proba = clf.predict_log_proba(Z.reshape(-1, 1) / 1e6)
+    assert np.isfinite(log_proba).all()
+    np.testing.assert_allclose(log_proba[0, 1], -1e6, rtol=1e-6)
     d = clf.decision_function(np.array([[-1.0], [1.0]]))
     np.testing.assert_allclose(d, [-1e6, 1e6])
