@@ -8,7 +8,7 @@ import pytest
 import fastgeo
 
 onnx = pytest.importorskip("onnx")
-from fastgeo.export import INPUT_NAME, OUTPUT_NAME, to_onnx  # noqa: E402
+from fastgeo.export import INPUT_NAME, OUTPUT_NAME, to_onnx
 
 ACTS = sorted(fastgeo.ACTIVATIONS)
 #: max |ORT - net.forward| per dtype (ORT sums in its own order)

@@ -41,7 +41,7 @@ def _jsonable(value):
 
 def peak(impl, quick, n=2048):
     """Practical float32 peak: an n x n x n matmul (numpy, or torch.mm)."""
-    from .timing import QUICK, FULL, measure
+    from .timing import FULL, QUICK, measure
 
     rng = np.random.RandomState(0)
     A = rng.rand(n, n).astype(np.float32)
@@ -49,10 +49,10 @@ def peak(impl, quick, n=2048):
     if impl.name == "torch":
         torch = impl.torch
         At, Bt = torch.from_numpy(A), torch.from_numpy(B)
-        fn = lambda: torch.mm(At, Bt)  # noqa: E731
+        fn = lambda: torch.mm(At, Bt)
         what = f"torch.mm {n}x{n} float32"
     else:
-        fn = lambda: A @ B  # noqa: E731
+        fn = lambda: A @ B
         what = f"numpy matmul {n}x{n} float32"
     t = measure(fn, **(QUICK if quick else FULL))
     t["gflops"] = 2 * n ** 3 / t["best_s"] / 1e9  # a peak: the best repeat
@@ -74,11 +74,11 @@ def compile_times(impl):
     for activation in ("sigmoid", "relu"):
         net = fastgeo.MLP(article.SIZES, activation, seed=42, dtype="float64")
         for name, fn in (
-            ("fit", lambda: net.fit(X_train, y_train, 2, 0.05, batch_size=64,
-                                    permutations=perms)),
-            ("forward", lambda: net.forward(X_test)),
-            ("forward_trace", lambda: net.forward_trace(X_test)),
-            ("loss", lambda: net.loss(X_test, y_test)),
+            ("fit", lambda net=net: net.fit(X_train, y_train, 2, 0.05, batch_size=64,
+                                            permutations=perms)),
+            ("forward", lambda net=net: net.forward(X_test)),
+            ("forward_trace", lambda net=net: net.forward_trace(X_test)),
+            ("loss", lambda net=net: net.loss(X_test, y_test)),
         ):
             t0 = time.perf_counter()
             fn()
@@ -90,7 +90,7 @@ def compile_times(impl):
 def run_task(impl, task, quick):
     from . import peers
     from . import workloads as wl
-    from .timing import QUICK, FULL, measure
+    from .timing import FULL, QUICK, measure
 
     key = task["workload"]
     if key == "peak":
@@ -136,7 +136,7 @@ def main(argv=None):
     try:
         impl.setup(n)
         pinned = th.pin(n)
-    except Exception as e:  # a broken install is a skip with its reason, not a crash
+    except Exception as e:  # noqa: BLE001 - a broken install is a skip with its reason, not a crash
         emit(event="unavailable", reason=f"{type(e).__name__}: {e}".splitlines()[0][:200])
         return 0
     emit(event="ready", versions=impl.versions(), cpus=cpus, pinned=pinned, pid=os.getpid())
@@ -144,7 +144,7 @@ def main(argv=None):
         emit(event="start", **task)
         try:
             result = run_task(impl, task, spec.get("quick", False))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported, the other tasks go on
             emit(event="error", **task, error=f"{type(e).__name__}: {e}"[:500],
                  traceback=traceback.format_exc()[-2000:])
         else:

@@ -13,6 +13,8 @@ the 800 permutations, training both nets, and their test accuracy. Both sides ru
 float64, as the notebook does.
 """
 
+from itertools import pairwise
+
 import numpy as np
 
 SIZES = (2, 8, 8, 1)
@@ -41,7 +43,7 @@ def legacy_draws(n_train, epochs=EPOCHS):
     for activation in ("sigmoid", "relu"):
         rng = np.random.RandomState(SEED)  # np.random.seed(42) in the notebook
         Ws = [rng.randn(i, o) * np.sqrt(SCALES[activation] / i)
-              for i, o in zip(SIZES[:-1], SIZES[1:])]
+              for i, o in pairwise(SIZES)]
         params[activation] = (Ws, [np.zeros((1, o)) for o in SIZES[1:]])
     perms = np.array([rng.permutation(n_train) for _ in range(epochs)])
     return params, perms

@@ -267,7 +267,7 @@ def summarize(results, peak_gflops):
 
 def _table(header, lines):
     widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
-    fmt = lambda cells: "  ".join(  # noqa: E731
+    fmt = lambda cells: "  ".join(
         str(c).ljust(w) if i < 2 else str(c).rjust(w)
         for i, (c, w) in enumerate(zip(cells, widths)))
     out = [fmt(header), fmt(["-" * w for w in widths])]

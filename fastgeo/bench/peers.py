@@ -401,7 +401,7 @@ class Jax(Implementation):
         box = {"params": p0}
 
         def run():
-            box["params"], loss = jax.block_until_ready(step(box["params"], Xj, Yj))
+            box["params"], _ = jax.block_until_ready(step(box["params"], Xj, Yj))
 
         def reset():
             box["params"] = p0
@@ -427,7 +427,7 @@ class Jax(Implementation):
         box = {"params": p0}
 
         def run():
-            box["params"], losses = jax.block_until_ready(fit(p0, Xj, Yj))
+            box["params"], _ = jax.block_until_ready(fit(p0, Xj, Yj))
 
         def reset():
             box["params"] = p0

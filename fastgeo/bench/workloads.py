@@ -6,6 +6,7 @@ Every implementation of a workload starts from the same float32 weights
 """
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -25,7 +26,7 @@ DTYPE = np.float32
 
 def macs(sizes):
     """Multiply-adds of one sample's forward pass."""
-    return sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    return sum(i * o for i, o in pairwise(sizes))
 
 
 @dataclass(frozen=True)
