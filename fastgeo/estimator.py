@@ -41,7 +41,8 @@ _ALIASES = {"logistic": "sigmoid"}
 
 #: scikit-learn's finiteness check first sums the array, which warns ("invalid value
 #: encountered in reduce") when it holds both +inf and -inf before raising its
-#: ValueError; only the ValueError should reach the user.
+#: ValueError, and its label-type check casts float labels such as 1e30 to int ("invalid
+#: value encountered in cast"); only the ValueError should reach the user.
 def _quiet():
     return np.errstate(invalid="ignore", over="ignore")
 
@@ -169,7 +170,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         p = self._checked_params()
         with _quiet():
             X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
-        check_classification_targets(y)
+            check_classification_targets(y)  # casts float labels to int to test them
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         y_idx = y_idx.reshape(-1)
         n_classes = len(self.classes_)

@@ -264,11 +264,11 @@ def test_from_params_and_set_params(data):
     net = attempt(fastgeo.MLP.from_params, Ws, bs, dtype=dtype)
     if net is not None:
         finite_array(net.params)
-        assert net.sizes == tuple(sizes)
-        out = attempt(net.forward, np.ones((2, sizes[0])))
+        assert net.sizes == (np.shape(Ws[0])[0],) + tuple(np.shape(b)[0] for b in bs)
+        out = attempt(net.forward, np.ones((2, net.sizes[0])))
         if out is not None:
-            finite_array(out, (2, sizes[-1]))
-        other = fastgeo.MLP(sizes, dtype=net.dtype)
+            finite_array(out, (2, net.sizes[-1]))
+        other = fastgeo.MLP(net.sizes, dtype=net.dtype)
         attempt(other.set_params, Ws, bs)
         finite_array(other.params)
 
