@@ -1,9 +1,10 @@
 """``fastgeo bench``: fastgeo against NumPy and every installed peer, side by side.
 
 Each implementation runs in a process of its own (``fastgeo.bench._worker``) whose thread
-pools (numba, OpenBLAS/MKL/OpenMP, torch, XLA, ONNX Runtime) are pinned to ``--threads``
-before any library is imported, and whose CPU affinity is limited to that many cores:
-mixing several libraries' thread pools in one process caused multi-millisecond stalls.
+pools (numba, OpenBLAS/MKL/OpenMP, torch, XLA, ONNX Runtime) are pinned to ``--threads N``
+before any library is imported (for 1 < N < CPUs the process is also kept on N cores,
+which is what holds XLA to N threads): mixing several libraries' thread pools in one
+process caused multi-millisecond stalls.
 Every call is warmed up before timing; the first call's extra time is reported apart, as
 compile time. A check outside the timed region compares each implementation's outcome
 with fastgeo's NumPy reference (float64).

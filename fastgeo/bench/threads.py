@@ -4,7 +4,7 @@
 MKL, OpenMP, numba and XLA at import); ``pin(n)`` also applies the runtime calls of the
 libraries already imported (numba, torch, threadpoolctl for BLAS), and
 ``restrict_affinity(n)`` keeps the process on n CPUs, which is how XLA's CPU thread pool
-(sized from the CPUs it may run on) is held to n threads when n > 1.
+(sized from the CPUs it may run on) is held to n threads when 1 < n < CPUs.
 """
 
 import os
@@ -41,11 +41,14 @@ def thread_env(n, base=None):
 
 
 def restrict_affinity(n):
-    """Keep this process on the first n CPUs it may use; returns the CPU set in force."""
+    """Keep this process on the first n CPUs it may use when 1 < n < CPUs (XLA sizes its
+    pool from them; every other library, and XLA at n = 1, takes an explicit count, and
+    a single-threaded process is better left free to move off a busy core); returns the
+    CPU set in force."""
     if not hasattr(os, "sched_getaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
-    if n < len(cpus):
+    if 1 < n < len(cpus):
         os.sched_setaffinity(0, cpus[:n])
     return sorted(os.sched_getaffinity(0))
 
