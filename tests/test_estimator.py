@@ -224,3 +224,15 @@ def test_bad_hyperparameters(moons, params, exc, match):
 def test_one_class_rejected():
     with pytest.raises(ValueError, match="at least 2 classes"):
         MLPClassifier().fit(np.zeros((5, 2)), np.ones(5))
+
+
+def test_dataframe_feature_names(moons):
+    pd = pytest.importorskip("pandas")
+    X, y = moons
+    df = pd.DataFrame(X, columns=["a", "b"])
+    clf = MLPClassifier((8,), max_iter=20, random_state=0).fit(df, pd.Series(y))
+    np.testing.assert_array_equal(clf.feature_names_in_, ["a", "b"])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_array_equal(clf.predict(df), clf.predict(X))
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(pd.DataFrame(X, columns=["b", "a"]))
