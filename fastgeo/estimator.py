@@ -136,17 +136,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise TypeError(f"validation_fraction must be a real number, got {type(vf).__name__}")
         if not 0 < vf < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {vf}")
-        return dict(
-            hidden=hidden,
-            activation=name,
-            lr=check.positive_finite("learning_rate_init", self.learning_rate_init),
-            batch_size=batch_size,
-            max_iter=check.integer("max_iter", self.max_iter, minimum=1),
-            tol=float(tol),
-            n_iter_no_change=check.integer("n_iter_no_change", self.n_iter_no_change,
-                                           minimum=1),
-            dtype=check.dtype(self.dtype),
-        )
+        return {
+            "hidden": hidden,
+            "activation": name,
+            "lr": check.positive_finite("learning_rate_init", self.learning_rate_init),
+            "batch_size": batch_size,
+            "max_iter": check.integer("max_iter", self.max_iter, minimum=1),
+            "tol": float(tol),
+            "n_iter_no_change": check.integer("n_iter_no_change", self.n_iter_no_change,
+                                              minimum=1),
+            "dtype": check.dtype(self.dtype),
+        }
 
     # --- data -------------------------------------------------------------------------
 

@@ -196,7 +196,8 @@ def test_mlp_results_across_thread_counts(dtype, threads):
         net, X, Y = problem(dtype, n=4096)
         assert fastgeo.mlp._n_chunks(len(X), 3 * net.macs_per_sample) == t
         p = net.forward(X)
-        g = np.concatenate([a.ravel() for a in sum(net.gradients(X, Y), [])])
+        dWs, dbs = net.gradients(X, Y)
+        g = np.concatenate([a.ravel() for a in dWs + dbs])
         history = net.fit(X, Y, 3, 0.3)
         results.append((p, g, history, net.params.copy()))
     for a, b in zip(*results):

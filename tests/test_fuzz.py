@@ -9,6 +9,7 @@ are errors here (pytest's ``error::RuntimeWarning``), so an overflow warning fai
 Raw ``fastgeo.kernels`` are not fuzzed: they document that they do no validation.
 """
 
+import itertools
 import os
 
 import numpy as np
@@ -255,7 +256,7 @@ def test_fit_huge_inputs_raise_or_stay_finite(data):
 @given(data=st.data())
 def test_from_params_and_set_params(data):
     sizes = data.draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
-    Ws = [data.draw(arrays((i, o))) for i, o in zip(sizes[:-1], sizes[1:])]
+    Ws = [data.draw(arrays((i, o))) for i, o in itertools.pairwise(sizes)]
     bs = [data.draw(arrays((o,))) for o in sizes[1:]]
     if data.draw(st.booleans()):  # break one shape
         l = data.draw(st.integers(0, len(Ws) - 1))

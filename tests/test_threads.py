@@ -39,7 +39,7 @@ def run_concurrently(calls):
         start = time.perf_counter()
         try:
             results[i] = fn()
-        except BaseException as exc:  # re-raised in the main thread
+        except Exception as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
         intervals[i] = (start, time.perf_counter())
 
@@ -95,7 +95,7 @@ def make_nets():
             for i, (a, d) in enumerate(specs)]
 
 
-FIT = dict(epochs=150, lr=0.2, batch_size=32, shuffle_seed=5)
+FIT = {"epochs": 150, "lr": 0.2, "batch_size": 32, "shuffle_seed": 5}
 
 
 def test_fit_in_threads_is_safe_and_parallel(data):
