@@ -34,7 +34,7 @@ _ready = {}
 
 
 @pytest.fixture(scope="session")
-def implementations(bench_threads):
+def implementations(bench_threads, request):
     """name -> the set-up implementation (pytest.skip with the reason when absent)."""
 
     def get(name):
@@ -44,6 +44,10 @@ def implementations(bench_threads):
             pytest.skip(reason)
         if name not in _ready:
             impl.setup(bench_threads)
+            if not _benchmarks_skipped(request.config):
+                from fastgeo.bench import threads
+
+                threads.pin(bench_threads)  # again: limits for the BLAS/OpenMP it loaded
             _ready[name] = impl
         return impl
 
