@@ -45,12 +45,12 @@ def _setup_code(cache_dir=None, fresh_under=None):
 
 
 class _Raw:
-    # Each sample is a fresh interpreter; a cold "fit" compile takes tens of seconds on a
-    # loaded 2-core machine, so: no warm-up sample, one process, 1-3 samples.
+    # Each sample is a fresh interpreter; a cold "fit" compile takes 40-55 s on a loaded
+    # 2-core machine, so: no warm-up sample, one process, 1-3 samples in ~15 s.
     number = 1
     warmup_time = 0
     rounds = 1
-    repeat = (1, 3, 20.0)
+    repeat = (1, 3, 15.0)
     timeout = 900
 
 

@@ -25,12 +25,6 @@ class Forward(Suite):
 
     params = [ACTIVATIONS, BACKENDS, BATCHES, ARCHS, DTYPES]
     param_names = ["activation", "backend", "batch", "arch", "dtype"]
-    # One sample per call; at most 5 samples or ~5 s of sampling per combination and one
-    # process (asv's default is 2 processes x up to 10 samples, 20 s): keeps a full run
-    # of the 64 combinations within the budget.
-    rounds = 1
-    repeat = (1, 5, 5.0)
-
     def pruned(self, activation, backend, batch, arch, dtype):
         return _pruned_forward(arch, batch)
 

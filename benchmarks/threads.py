@@ -19,8 +19,6 @@ class Threads(Suite):
 
     params = [ACTIVATIONS, PHASES, [1, 2]]
     param_names = ["activation", "phase", "threads"]
-    rounds = 1
-    repeat = (1, 5, 5.0)
 
     def build(self, activation, phase, threads):
         if phase == "forward":

@@ -28,8 +28,6 @@ class TrainStep(Suite):
     param_names = ["activation", "backend", "batch", "dtype"]
     arch = (2, 64, 64, 1)
     lr = 0.01
-    rounds = 1
-    repeat = (1, 10, 5.0)
 
     def build(self, activation, backend, batch, dtype):
         net = fastgeo.MLP(self.arch, activation, seed=0, dtype=dtype, backend=backend)
@@ -58,8 +56,7 @@ class Fit(Suite):
     params = [ACTIVATIONS, BACKENDS]
     param_names = ["activation", "backend"]
     n, epochs, lr = 1000, 2000, 0.5
-    rounds = 1
-    repeat = (1, 5, 10.0)
+    repeat = (1, 5, 5.0)  # numpy: 1-3 s a call
 
     def build(self, activation, backend):
         net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0, backend=backend)
@@ -84,7 +81,7 @@ class Fit(Suite):
             self.reset()
             self._fit()
 
-        return best_seconds(fit, min_calls=2, min_time=0) / (self.epochs * self.n) * 1e9
+        return best_seconds(fit, min_calls=3, min_time=0) / (self.epochs * self.n) * 1e9
 
     track_ns_per_sample_epoch.unit = "ns/sample/epoch"
 
@@ -99,8 +96,7 @@ class Article(Suite):
     params = [ACTIVATIONS, BACKENDS]
     param_names = ["activation", "backend"]
     epochs = ARTICLE["epochs"]
-    rounds = 1
-    repeat = (1, 5, 10.0)
+    repeat = (1, 5, 5.0)  # numpy: 1-3 s a call
 
     def build(self, activation, backend):
         (Xtr, Xte, ytr, yte), params, perms = article_setup()
