@@ -78,10 +78,17 @@ def _enable_cache(dispatcher):
             _warned_uncached = True
 
 
-def kernel(fn=None, *, parallel=False, fastmath=None, inline="never"):
-    """``numba.njit`` with fastgeo's defaults: numpy error model, safe fastmath, disk cache."""
+def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=False):
+    """``numba.njit`` with fastgeo's defaults: numpy error model, safe fastmath, disk cache.
+
+    ``internal=True`` is for helpers only ever called from other kernels: no Python
+    entry point is generated for them (less to compile) and they are not cached on
+    their own (the kernels that call them carry their code)."""
 
     def decorate(f):
+        options = {}
+        if internal:
+            options = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
         dispatcher = njit(
             f,
             parallel=parallel,
@@ -89,8 +96,9 @@ def kernel(fn=None, *, parallel=False, fastmath=None, inline="never"):
             error_model="numpy",
             nogil=True,
             inline=inline,
+            **options,
         )
-        if os.environ.get("NUMBA_DISABLE_JIT", "0") == "0":
+        if not internal and os.environ.get("NUMBA_DISABLE_JIT", "0") == "0":
             _enable_cache(dispatcher)
         return dispatcher
 

@@ -1,0 +1,170 @@
+"""The kernels' own vectorizable math (``fastgeo.activations``: exp_neg, log1p_unit,
+tanh_fast, the compiled sigmoid) against NumPy over the whole float range, float32 and
+float64: accuracy in ulps where the result is a normal number, exact limits (0, 1, +-1),
+denormals, NaN and infinities; and the float32 kernels really compute in float32."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fastgeo import _jit as fastgeo_jit
+from fastgeo import activations, kernels
+from fastgeo.activations import exp_neg, log1p_unit, tanh_fast
+
+DTYPES = [np.float32, np.float64]
+
+
+@njit
+def _map_exp_neg(x, out):
+    for i in range(x.shape[0]):
+        out[i] = exp_neg(x[i])
+
+
+@njit
+def _map_log1p_unit(x, out):
+    for i in range(x.shape[0]):
+        out[i] = log1p_unit(x[i])
+
+
+@njit
+def _map_tanh(x, out):
+    for i in range(x.shape[0]):
+        out[i] = tanh_fast(x[i])
+
+
+def apply(fn, x):
+    out = np.empty_like(x)
+    fn(x, out)
+    return out
+
+
+def ulps(actual, expected64, dtype):
+    """|actual - expected| in units of the last place of expected rounded to dtype."""
+    expected = expected64.astype(dtype)
+    return np.abs(actual.astype(np.float64) - expected64) / np.spacing(np.abs(expected)).astype(
+        np.float64)
+
+
+def grid(lo, hi, dtype, n=200_001):
+    """Uniform and log-spaced points of [lo, hi] (lo < 0 <= hi or so), in dtype."""
+    x = np.concatenate([np.linspace(lo, hi, n), -np.logspace(-40, np.log10(max(-lo, 1e-30)), n),
+                        np.logspace(-40, np.log10(max(hi, 1e-30)), n)])
+    x = x[(x >= lo) & (x <= hi)]
+    with np.errstate(under="ignore"):
+        return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_neg_whole_range(dtype):
+    tiny = np.finfo(dtype).tiny
+    lo = -800.0 if dtype == np.float64 else -110.0
+    x = grid(lo, 0.0, dtype)
+    got = apply(_map_exp_neg, x)
+    with np.errstate(under="ignore"):
+        ref = np.exp(x.astype(np.float64))
+    normal = ref >= tiny
+    assert ulps(got[normal], ref[normal], dtype).max() <= 2
+    # denormal results: within one denormal step of the correctly rounded value
+    with np.errstate(under="ignore"):
+        sub = ref[~normal].astype(dtype)
+    step = np.finfo(dtype).smallest_subnormal
+    assert np.abs(got[~normal].astype(np.float64) - sub.astype(np.float64)).max() <= step
+    special = np.array([0.0, -0.0, -np.inf, np.nan, np.finfo(dtype).min], dtype=dtype)
+    out = apply(_map_exp_neg, special)
+    assert out[0] == 1 and out[1] == 1 and out[2] == 0 and np.isnan(out[3]) and out[4] == 0
+    assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log1p_unit(dtype):
+    e = grid(0.0, 1.0, dtype)
+    e = np.concatenate([e, np.array([0.0, 1.0, np.finfo(dtype).smallest_subnormal], dtype)])
+    got = apply(_map_log1p_unit, e)
+    ref = np.log1p(e.astype(np.float64))
+    nz = ref > 0
+    assert ulps(got[nz], ref[nz], dtype).max() <= 4
+    assert got[e == 0].max() == 0
+    assert np.isnan(apply(_map_log1p_unit, np.array([np.nan], dtype)))[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_fast(dtype):
+    big = 800.0 if dtype == np.float64 else 100.0
+    x = grid(-big, big, dtype)
+    got = apply(_map_tanh, x)
+    ref = np.tanh(x.astype(np.float64))
+    nz = np.abs(ref) >= np.finfo(dtype).tiny
+    assert ulps(got[nz], ref[nz], dtype).max() <= 4
+    special = np.array([0.0, np.inf, -np.inf, np.nan, 1e30, -1e30], dtype=dtype)
+    out = apply(_map_tanh, special)
+    assert out[0] == 0 and out[1] == 1 and out[2] == -1 and np.isnan(out[3])
+    assert out[4] == 1 and out[5] == -1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("code, name", [(a.code, a.name) for a in activations.ACTIVATIONS.values()])
+def test_compiled_activations_match_numpy(code, name, dtype):
+    """activate_row (through a one-layer identity net's hidden layer) == the NumPy version,
+    over the whole float range, NaN in NaN out."""
+    big = 1e300 if dtype == np.float64 else 1e30
+    z = np.concatenate([grid(-big, big, dtype, 20_001), grid(-50, 50, dtype, 20_001),
+                        np.array([0.0, -0.0, np.inf, -np.inf], dtype)])
+    act = activations.ACTIVATIONS[name]
+    sizes = np.array([1, 1, 1], dtype=np.int64)
+    params = np.array([1.0, 0.0, 1.0, 0.0], dtype=dtype)  # W1 = 1, b1 = 0, W2 = 1, b2 = 0
+    U = 2
+    Z, A = np.empty((z.size, U), dtype), np.empty((z.size, U), dtype)
+    kernels.forward_trace(params, sizes, code, z.reshape(-1, 1), Z, A)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = act.value(z.astype(np.float64))
+    got = A[:, 0].astype(np.float64)
+    np.testing.assert_array_equal(Z[:, 0], z)
+    finite = np.isfinite(ref)
+    tol = 4 * np.finfo(dtype).eps
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=tol,
+                               atol=np.finfo(dtype).tiny)
+    assert np.array_equal(got[~finite], ref[~finite])  # +-inf stays +-inf where f does
+    nan_in = np.array([np.nan], dtype)
+    kernels.forward_trace(params, sizes, code, nan_in.reshape(1, 1), Z[:1], A[:1])
+    assert np.isnan(A[0, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_output_sigmoid_matches_numpy(dtype):
+    big = 1e300 if dtype == np.float64 else 1e30
+    z = np.concatenate([grid(-big, big, dtype, 20_001), grid(-120, 120, dtype, 20_001)])
+    params = np.array([1.0, 0.0], dtype=dtype)
+    out = np.empty((z.size, 1), dtype)
+    kernels.forward(params, np.array([1, 1], np.int64), 0, z.reshape(-1, 1), out)
+    with np.errstate(over="ignore", under="ignore"):
+        ref = activations.sigmoid(z.astype(np.float64))
+    np.testing.assert_allclose(out[:, 0], ref, rtol=4 * np.finfo(dtype).eps,
+                               atol=np.finfo(dtype).tiny)
+
+
+@pytest.mark.parametrize("name", ["activate_row", "multiply_derivative_row", "_dense",
+                                  "_weight_gradient"])
+def test_float32_kernels_compute_in_float32(name):
+    """No float64 arithmetic in the float32 tile loops: a float64 literal in a kernel (a
+    bare 1.0 or 0.0) would silently run the float32 path in float64."""
+    import numba
+
+    fn = getattr(kernels, name, None) or getattr(activations, name)
+    if not hasattr(fn, "py_func"):
+        pytest.skip("NUMBA_DISABLE_JIT")
+    fresh = numba.njit(fn.py_func, fastmath=set(fastgeo_jit.FASTMATH), error_model="numpy")
+    f32 = numba.types.Array(numba.types.float32, 2, "C")
+    vec = numba.types.Array(numba.types.float32, 1, "C")
+    i64 = numba.types.int64
+    sig = {
+        "activate_row": (i64, f32, f32, i64, i64),
+        "multiply_derivative_row": (i64, f32, f32, f32, i64, i64),
+        "_dense": (vec, i64, i64, i64, i64, i64, i64, f32, i64, f32, i64, i64),
+        "_weight_gradient": (f32, i64, i64, f32, i64, i64, vec, i64, i64, i64),
+    }[name]
+    fresh.compile(sig)
+    llvm = fresh.inspect_llvm(sig)
+    doubles = [line.strip() for line in llvm.splitlines()
+               if " double" in line and any(op in line for op in (
+                   "fadd", "fsub", "fmul", "fdiv", "fpext", "fcmp", "call"))]
+    assert doubles == [], "\n".join(doubles[:20])
