@@ -9,14 +9,16 @@ BATCHES = [256, 4096, 65536]
 
 
 def _pruned_forward(arch, batch):
-    # Pruned: 32-512-512-1 at batch 65536 is 18 G multiply-adds per call. Measured on the
-    # 2-core machine (shared, under load): 3-11 s per call at commit 9507637 (one thread;
-    # numpy 3-5 s, numba 5-11 s) and 20-46 s at 4e430cb. With the set-up's warm-up call
-    # and asv's minimum of samples, its 8 combinations would add 3-10 minutes to a full
-    # run that should stay near 10 minutes. The same kernel on the same architecture is
-    # measured at batches 256 and 4096, and batch 65536 on the two smaller architectures.
+    # Pruned: 32-512-512-1 at batch 65536 is 18 G multiply-adds and ~270 MB of activations
+    # per call. Measured on the 2-core machine (shared, under load), one thread: 2-4 s per
+    # call at commit 227d5f0 (numba and numpy alike; 16x the rows of batch 4096 cost
+    # 27-50x the time), 5-11 s at 9507637, 20-46 s at 4e430cb. With the set-up's warm-up
+    # call and two rounds of at least two samples, its 8 combinations would add 3 minutes
+    # or more to a full run that should stay near 10. The same kernels on the same
+    # architecture are measured at batches 256 and 4096, and batch 65536 on the two
+    # smaller architectures.
     if arch == "32-512-512-1" and batch == 65536:
-        return "pruned: 32-512-512-1 at batch 65536 takes 3-11 s per call on 2 cores"
+        return "pruned: 32-512-512-1 at batch 65536 takes 2-4 s per call on 2 cores"
     return None
 
 
