@@ -9,11 +9,12 @@ from . import activations, kernels, reference
 
 BACKENDS = ("numba", "numpy")
 
-#: Multiply-adds per call (rows x MACs per row) from which the parallel paths are used.
-#: Below it, thread start-up costs more than it saves (measured: see README, Performance).
-PARALLEL_MIN_MACS = 200_000
-#: Rows per parallel block: at least this many, so that per-block set-up stays small.
-PARALLEL_MIN_ROWS = 64
+#: Multiply-adds per call (rows x MACs per row) from which the parallel paths are used:
+#: ~200 us of serial float32 work (the tiles run at ~20 GMAC/s); handing blocks to the
+#: thread pool and joining them cost 50-100 us per call on a 2-core machine.
+PARALLEL_MIN_MACS = 4_000_000
+#: Rows per parallel block: at least one whole tile (blocks are made of whole tiles).
+PARALLEL_MIN_ROWS = kernels.TILE
 
 #: The numpy backend checks its results for non-finite values itself and raises
 #: FloatingPointError, so NumPy's overflow warnings are silenced around it.
@@ -23,8 +24,10 @@ def _quiet():
 
 def _n_chunks(n_rows, macs_per_row):
     """How many parallel blocks a call over n_rows should use (1 = serial)."""
+    if n_rows * macs_per_row < PARALLEL_MIN_MACS:
+        return 1  # before asking numba: get_num_threads() costs microseconds
     threads = numba.get_num_threads()
-    if threads < 2 or n_rows * macs_per_row < PARALLEL_MIN_MACS:
+    if threads < 2:
         return 1
     return int(max(1, min(threads, n_rows // PARALLEL_MIN_ROWS)))
 
