@@ -483,18 +483,26 @@ class _PerThread(threading.local):
 
 
 _local = _PerThread()
-_padded_units = {}  # sizes.tobytes() -> S
+_shapes = {}  # sizes.tobytes() -> (padded unit count S, most weights in one layer)
 _dummies = {}
+
+
+def _shape(sizes):
+    """(S, widest) of a net: its padded tile rows and its largest fan_in * fan_out."""
+    key = sizes.tobytes()
+    info = _shapes.get(key)
+    if info is None:
+        widths = [int(s) for s in sizes]
+        info = _shapes[key] = (sum((s + 3) // 4 * 4 for s in widths),
+                               max(a * b for a, b in zip(widths[:-1], widths[1:])))
+    return info
 
 
 def _workspace(dtype, sizes):
     """This thread's tile workspace for dtype, with room for the padded units of sizes.
     Kept between calls: allocating (and page-faulting) it per call cost more than a
     small forward pass."""
-    key = sizes.tobytes()
-    S = _padded_units.get(key)
-    if S is None:
-        S = _padded_units[key] = sum((int(s) + 3) // 4 * 4 for s in sizes)
+    S = _shape(sizes)[0]
     ws = _local.spaces.get(dtype.char)
     if ws is None or ws.shape[1] < S:
         ws = _local.spaces[dtype.char] = np.empty((4, S, TILE), dtype=dtype)
@@ -504,12 +512,13 @@ def _workspace(dtype, sizes):
 def _placeholders(dtype):
     """(2-D, rows, 1-D, permutations, history, lr) placeholders of dtype for the engine
     arguments a mode does not use (never written)."""
-    key = dtype.char
-    if key not in _dummies:
+    found = _dummies.get(dtype.char)
+    if found is None:
         dt = np.dtype(dtype)
-        _dummies[key] = (np.empty((0, 1), dt), np.empty(0, np.int64), np.empty(0, dt),
-                         np.empty((0, 0), np.int64), np.empty(0, np.float64), dt.type(0))
-    return _dummies[key]
+        found = _dummies[dtype.char] = (
+            np.empty((0, 1), dt), np.empty(0, np.int64), np.empty(0, dt),
+            np.empty((0, 0), np.int64), np.empty(0, np.float64), dt.type(0))
+    return found
 
 
 def _writable(a):
@@ -535,9 +544,13 @@ def forward(params, sizes, code, X, out):
     if _is_wide(sizes, X.shape[0]):
         out[...] = _wide_forward(params, sizes, code, X)[-1][1]
         return
-    M2, I1, G1, I2, H1, lr0 = _placeholders(params.dtype)  # spelled out: the hot path
-    _engine(M_FORWARD, _writable(params), sizes, code, _writable(X), M2, I1, out, M2, M2, G1,
-            0.0, lr0, 0, 1, 0, I2, H1, _workspace(params.dtype, sizes))
+    # spelled out, not _run: the latency of small calls matters here
+    dtype = params.dtype
+    M2, I1, G1, I2, H1, lr0 = _placeholders(dtype)
+    if not (params.flags.writeable and X.flags.writeable):
+        params, X = _writable(params), _writable(X)
+    _engine(M_FORWARD, params, sizes, code, X, M2, I1, out, M2, M2, G1, 0.0, lr0, 0, 1, 0, I2,
+            H1, _workspace(dtype, sizes))
 
 
 def forward_trace(params, sizes, code, X, Z, A):
@@ -583,12 +596,7 @@ WIDE_MIN_ROWS = 128
 
 
 def _is_wide(sizes, n_rows):
-    if n_rows < WIDE_MIN_ROWS:
-        return False
-    widest = 0
-    for l in range(len(sizes) - 1):
-        widest = max(widest, int(sizes[l]) * int(sizes[l + 1]))
-    return widest >= WIDE_MIN_WEIGHTS
+    return n_rows >= WIDE_MIN_ROWS and _shape(sizes)[1] >= WIDE_MIN_WEIGHTS
 
 
 @kernel

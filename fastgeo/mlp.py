@@ -1,6 +1,8 @@
 """``fastgeo.MLP``: the public network object. It validates, converts, and dispatches to
 ``fastgeo.kernels`` (backend "numba") or ``fastgeo.reference`` (backend "numpy")."""
 
+import functools
+
 import numba
 import numpy as np
 
@@ -20,6 +22,12 @@ PARALLEL_MIN_ROWS = kernels.TILE
 #: FloatingPointError, so NumPy's overflow warnings are silenced around it.
 def _quiet():
     return np.errstate(over="ignore", invalid="ignore")
+
+
+@functools.lru_cache(maxsize=256)
+def _macs(sizes):
+    """Multiply-adds of one sample's forward pass (cached: read on every dispatch)."""
+    return sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
 
 
 def _n_chunks(n_rows, macs_per_row):
@@ -99,7 +107,7 @@ class MLP:
     @property
     def macs_per_sample(self):
         """Multiply-adds of one forward pass of one sample."""
-        return sum(i * o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+        return _macs(self.sizes)
 
     def __repr__(self):
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
@@ -258,11 +266,13 @@ class MLP:
                 dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.activation)
         else:
             value, grad = self._loss_and_gradient(X, Y)
-            dWs, dbs = self._unflatten(grad)
         self._finite("train_step loss", value)
         with _quiet():
-            for p, g in zip(self.weights + self.biases, dWs + dbs):
-                self._finite("train_step update", p - lr * g)
+            if self.backend == "numpy":
+                for p, g in zip(self.weights + self.biases, dWs + dbs):
+                    self._finite("train_step update", p - lr * g)
+            else:  # the same check on the flat buffer, in one pass
+                self._finite("train_step update", self.params - lr * grad)
         if self.backend == "numpy":
             reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
         else:
