@@ -244,7 +244,8 @@ def _weight_gradient(A, cp, n_in, D, c, n_out, grad, w, b, mt):
 @kernel(internal=True)
 def _tile_output(Z, A, D, Yt, weight, c, k, scale, mt):
     """Output layer of a training tile: A = sigmoid(z), D = (A - y) * scale * weight[t];
-    returns sum_t weight[t] * BCE(sigmoid(z), y) (in float64).
+    returns sum_t weight[t] * BCE(sigmoid(z), y) (summed per tile row in the tile's
+    precision, then in float64).
 
     One exp(-|z|) serves all three. BCE is softplus(s), s = z for y = 0 and s = -z for
     y = 1 (no z - z y for fastmath to cancel); p - y for y = 1 is -sigmoid(-z), which does
@@ -255,6 +256,7 @@ def _tile_output(Z, A, D, Yt, weight, c, k, scale, mt):
     total = 0.0
     for j in range(k):
         r = c + j
+        row_total = zero  # in the tile's precision: a float64 sum here did not vectorize
         for t in range(mt):
             z = Z[r, t]
             e = exp_neg(-abs(z))
@@ -266,49 +268,42 @@ def _tile_output(Z, A, D, Yt, weight, c, k, scale, mt):
             y1 = Yt[j, t] == one
             s = -z if y1 else z
             wt = weight[t]
-            total += wt * ((s if s > zero else zero) + log1p_unit(e))  # noqa: FURB136
+            row_total += wt * ((s if s > zero else zero) + log1p_unit(e))  # noqa: FURB136
             A[r, t] = p
             D[r, t] = (-q if y1 else p) * (sc * wt)
+        total += row_total
     return total
 
 
 @kernel(internal=True)
-def _load_inputs(X, rows, r0, m, A, mt):
-    """A[k, t] = X[rows[r0 + t], k] (X[r0 + t, k] when rows is empty) for t < m, 0 after."""
+def _load_tile(X, Y, rows, r0, m, A, Yt, weight, mt, labels):
+    """The tile's inputs A[k, t] = X[i_t, k] and, when ``labels``, Yt[j, t] = Y[i_t, j]
+    and weight[t] = 1, for t < m; 0 for m <= t < mt. i_t = rows[r0 + t], or r0 + t when
+    rows is empty. Feature by feature, so each loop writes one contiguous tile row."""
     zero = A.dtype.type(0.0)
-    if rows.shape[0] == 0:
-        for k in range(X.shape[1]):
+    one = A.dtype.type(1.0)
+    gather = rows.shape[0] > 0
+    for k in range(X.shape[1]):
+        if gather:
+            for t in range(m):
+                A[k, t] = X[rows[r0 + t], k]
+        else:
             for t in range(m):
                 A[k, t] = X[r0 + t, k]
-    else:
-        for t in range(m):
-            i = rows[r0 + t]
-            for k in range(X.shape[1]):
-                A[k, t] = X[i, k]
-    for k in range(X.shape[1]):
         for t in range(m, mt):
             A[k, t] = zero
-
-
-@kernel(internal=True)
-def _load_labels(Y, rows, r0, m, Yt, weight, mt):
-    """Yt[j, t] = Y[rows[r0 + t], j] (or Y[r0 + t, j]), weight[t] = 1 for t < m; 0 after."""
-    zero = Yt.dtype.type(0.0)
-    one = Yt.dtype.type(1.0)
-    if rows.shape[0] == 0:
-        for t in range(m):
-            for j in range(Y.shape[1]):
-                Yt[j, t] = Y[r0 + t, j]
-    else:
-        for t in range(m):
-            i = rows[r0 + t]
-            for j in range(Y.shape[1]):
-                Yt[j, t] = Y[i, j]
-    for t in range(mt):
-        weight[t] = one if t < m else zero
-    for j in range(Y.shape[1]):
-        for t in range(m, mt):
-            Yt[j, t] = zero
+    if labels:
+        for j in range(Y.shape[1]):
+            if gather:
+                for t in range(m):
+                    Yt[j, t] = Y[rows[r0 + t], j]
+            else:
+                for t in range(m):
+                    Yt[j, t] = Y[r0 + t, j]
+            for t in range(m, mt):
+                Yt[j, t] = zero
+        for t in range(mt):
+            weight[t] = one if t < m else zero
 
 
 @kernel
@@ -393,7 +388,7 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
             for r0 in range(start, stop, TILE):
                 m = stop - r0 if stop - r0 < TILE else TILE  # noqa: FURB136
                 mt = (m + 7) // 8 * 8  # columns computed: m rounded up to a vector
-                _load_inputs(X, order, r0, m, A, mt)
+                _load_tile(X, Y, order, r0, m, A, Yt, weight, mt, mode >= M_LOSS)
                 if mode == M_BACKWARD:  # z and a from the trace
                     u = 0
                     c = (n_in + 3) // 4 * 4
@@ -437,7 +432,6 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
                         u += sizes[l]
                         c += (sizes[l] + 3) // 4 * 4
                     continue
-                _load_labels(Y, order, r0, m, Yt, weight, mt)
                 total += _tile_output(Z, A, D, Yt, weight, c_out, k, scale, mt)
                 if mode == M_LOSS:
                     continue
