@@ -54,6 +54,9 @@ from .activations import activate_row, exp_neg, log1p_unit, multiply_derivative_
 
 #: Samples per tile.
 TILE = 256
+#: Spare columns per workspace row, so that tile rows do not start at multiples of 4 KiB
+#: apart (loads and stores 4 KiB apart falsely alias in the store buffer).
+ROW_PAD = 16
 
 # minstd shuffling; kept equal to fastgeo.reference
 MINSTD_MODULUS = 2147483647
@@ -499,7 +502,7 @@ def _workspace(dtype, sizes):
     S = _shape(sizes)[0]
     ws = _local.spaces.get(dtype.char)
     if ws is None or ws.shape[1] < S:
-        ws = _local.spaces[dtype.char] = np.empty((4, S, TILE), dtype=dtype)
+        ws = _local.spaces[dtype.char] = np.empty((4, S, TILE + ROW_PAD), dtype=dtype)
     return ws
 
 
