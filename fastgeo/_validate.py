@@ -75,8 +75,15 @@ def _finite_in(name, arr, dt):
             raise ValueError(f"{name} has values beyond the {np.dtype(dt).name} range")
 
 
-def features(X, n_features, dt, name="X"):
-    """X as a C-contiguous (n, n_features) array of dtype dt."""
+def features(X, n_features, dt, name="X", finite=True):
+    """X as a C-contiguous (n, n_features) array of dtype dt. finite=False leaves the
+    NaN/inf check of an X that needs no conversion to the caller (``MLP.forward`` has its
+    kernel check it, before computing anything, in the same pass)."""
+    if (type(X) is np.ndarray and X.dtype == dt and X.ndim == 2 and X.shape[1] == n_features
+            and X.flags.c_contiguous):  # nothing to convert: the fast path of small calls
+        if finite:
+            _finite_in(name, X, dt)
+        return X
     arr = _numeric_array(name, X)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")

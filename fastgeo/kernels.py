@@ -103,10 +103,12 @@ def minstd_permutation(order, state):
 
 @kernel
 def all_finite(x):
+    """True when every element of the 1-D x is finite. Counts, with no early exit: that
+    loop vectorizes (the fastmath flags leave out nnan/ninf, so the test is kept)."""
+    bad = 0
     for p in range(x.shape[0]):
-        if not math.isfinite(x[p]):
-            return False
-    return True
+        bad += 0 if math.isfinite(x[p]) else 1
+    return bad == 0
 
 
 # --- tile building blocks ------------------------------------------------------------
@@ -314,7 +316,10 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
             batch_size, state, perms, history, ws):
     """Every kernel in one compiled function (see the module docstring); ``mode``:
 
-    M_FORWARD  out = probabilities of X
+    M_FORWARD  out = probabilities of X; returns a status, checked before anything is
+               computed and after: 0 ok, 1 X holds NaN/inf, 2 params hold NaN/inf,
+               3 an output overflowed (the caller raises; one pass instead of three
+               NumPy calls, which cost more than a 256-sample forward pass)
     M_TRACE    Zt, At = every layer's z and a for X (n, U), U = sum(sizes[1:])
     M_LOSS     returns the mean BCE of (X, Y) (scale = 1 / Y.size)
     M_BACKWARD grad = the gradient of the mean BCE from a trace (Zt, At) of X
@@ -345,6 +350,12 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
     # ws (4, >= S, TILE): Z, A, D, and the labels Yt (rows < k) and weights (row S - 1,
     # free as k < S) of a tile. Only the padding rows must be 0 (nothing else is read
     # before it is written in the same tile): clear them, ws may come from another net.
+    if mode == M_FORWARD:
+        if not all_finite(X.reshape(X.size)):
+            return 1.0
+        if not all_finite(params):
+            return 2.0
+    n_bad = 0  # M_FORWARD: outputs that are not finite
     training = mode == M_TRAIN
     if training:
         n = X.shape[0]
@@ -416,6 +427,9 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
                         w += nin * nout + nout
                         cp = c
                 if mode == M_FORWARD:
+                    for j in range(k):
+                        for t in range(m):
+                            n_bad += 0 if math.isfinite(A[c_out + j, t]) else 1
                     if k == 1:
                         for t in range(m):
                             out[r0 + t, 0] = A[c_out, t]
@@ -452,6 +466,8 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
                         for j in range(nin):
                             multiply_derivative_row(code, Z, A, D, cp + j, mt)
                     c = cp
+            if mode == M_FORWARD:
+                return 0.0 if n_bad == 0 else 3.0
             if not training:
                 return total * scale
             batch_loss = total * scale
@@ -535,19 +551,29 @@ def _run(mode, params, sizes, code, X, Y=None, rows=None, out=None, Zt=None, At=
                    0, I2, H1, _workspace(params.dtype, sizes))
 
 
+#: ``forward``'s status codes (see ``_engine``, M_FORWARD)
+FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
+
+
 def forward(params, sizes, code, X, out):
-    """Output probabilities of every row of X into out (n, sizes[-1]). Serial (BLAS may
-    use its threads for wide layers)."""
+    """Output probabilities of every row of X into out (n, sizes[-1]); returns a status:
+    FORWARD_OK, or FORWARD_BAD_X / FORWARD_BAD_PARAMS (NaN or inf found before anything
+    was computed, out left unwritten) or FORWARD_OVERFLOW (an output is not finite).
+    Serial (BLAS may use its threads for wide layers)."""
     if _is_wide(sizes, X.shape[0]):
+        if not np.isfinite(X).all():
+            return FORWARD_BAD_X
+        if not np.isfinite(params).all():
+            return FORWARD_BAD_PARAMS
         out[...] = _wide_forward(params, sizes, code, X)[-1][1]
-        return
+        return FORWARD_OK if np.isfinite(out).all() else FORWARD_OVERFLOW
     # spelled out, not _run: the latency of small calls matters here
     dtype = params.dtype
     M2, I1, G1, I2, H1, lr0 = _placeholders(dtype)
     if not (params.flags.writeable and X.flags.writeable):
         params, X = _writable(params), _writable(X)
-    _engine(M_FORWARD, params, sizes, code, X, M2, I1, out, M2, M2, G1, 0.0, lr0, 0, 1, 0, I2,
-            H1, _workspace(dtype, sizes))
+    return int(_engine(M_FORWARD, params, sizes, code, X, M2, I1, out, M2, M2, G1, 0.0, lr0,
+                       0, 1, 0, I2, H1, _workspace(dtype, sizes)))
 
 
 def forward_trace(params, sizes, code, X, Z, A):
@@ -720,20 +746,25 @@ def _block(c, n_blocks, n):
 
 
 def forward_parallel(params, sizes, code, X, out, n_chunks):
-    """As ``forward``; the tiles split into n_chunks contiguous blocks run in parallel
-    (wide layers: one BLAS call over the batch, which uses BLAS's threads)."""
+    """As ``forward`` (the same status); the tiles split into n_chunks contiguous blocks
+    run in parallel (wide layers: one BLAS call over the batch, which uses BLAS's
+    threads)."""
     X = _writable(X)
     n = X.shape[0]
     if _is_wide(sizes, n):
-        forward(params, sizes, code, X, out)
-        return
+        return forward(params, sizes, code, X, out)
+    status = [FORWARD_OK] * n_chunks
 
     def job(c):
         start, stop = _block(c, n_chunks, n)
         if stop > start:
-            forward(params, sizes, code, X[start:stop], out[start:stop])
+            status[c] = forward(params, sizes, code, X[start:stop], out[start:stop])
 
     _run_blocks(job, n_chunks)
+    for worst in (FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW):  # as serial reports
+        if worst in status:
+            return worst
+    return FORWARD_OK
 
 
 def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):

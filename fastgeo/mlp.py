@@ -81,6 +81,7 @@ class MLP:
         self.dtype = dt
         self.backend = backend
         self._sizes = np.array(sizes, dtype=np.int64)
+        self._macs = _macs(sizes)
         n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
         self.params = np.empty(n_params, dtype=dt)
         self.weights, self.biases = [], []
@@ -165,19 +166,30 @@ class MLP:
 
     def forward(self, X):
         """Output probabilities, shape (n, sizes[-1])."""
-        X = self._X(X)
-        self._check_params()
         if self.backend == "numpy":
+            X = self._X(X)
+            self._check_params()
             with _quiet():
                 out = reference.predict_proba(self.weights, self.biases, X, self.activation)
+            return self._finite("forward", out)
+        # latency matters here (a 256-row call computes in a few microseconds): the NaN/inf
+        # checks of X, the parameters and the output run in the kernel's own pass, X's
+        # and the parameters' before anything is computed
+        X = check.features(X, self.sizes[0], self.dtype, finite=False)
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        n = X.shape[0]
+        if n * self._macs < PARALLEL_MIN_MACS:
+            status = kernels.forward(self.params, self._sizes, self._act.code, X, out)
         else:
-            out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-            chunks = _n_chunks(X.shape[0], self.macs_per_sample)
-            if chunks > 1:
-                kernels.forward_parallel(self.params, self._sizes, self._act.code, X, out, chunks)
-            else:
-                kernels.forward(self.params, self._sizes, self._act.code, X, out)
-        return self._finite("forward", out)
+            status = kernels.forward_parallel(self.params, self._sizes, self._act.code, X,
+                                              out, _n_chunks(n, self._macs))
+        if status == kernels.FORWARD_BAD_X:
+            raise ValueError("X contains NaN or inf")
+        if status == kernels.FORWARD_BAD_PARAMS:
+            self._check_params()
+        if status == kernels.FORWARD_OVERFLOW:
+            self._finite("forward", out)
+        return out
 
     predict_proba = forward
 

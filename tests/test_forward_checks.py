@@ -1,0 +1,102 @@
+"""``MLP.forward`` on the numba backend checks X, the parameters and its output for NaN/inf
+inside the kernel's own pass (X and the parameters before anything is computed). Every
+path that does so (tiles, the thread-pool blocks, the BLAS path of wide layers) must
+raise the same errors as the Python checks of the other methods."""
+
+import numba
+import numpy as np
+import pytest
+
+import fastgeo
+from fastgeo import kernels
+
+pytestmark = pytest.mark.kernels
+
+NETS = {
+    "tiles": (2, 8, 8, 1),
+    "wide": (3, 130, 130, 2),  # 130 * 130 weights and >= 128 rows: the BLAS path
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_all_finite_finds_every_position(dtype, value):
+    for n in (1, 7, 8, 33):
+        x = np.arange(n, dtype=dtype)
+        assert kernels.all_finite(x)
+        for i in range(n):
+            y = x.copy()
+            y[i] = value
+            assert not kernels.all_finite(y), (n, i)
+
+
+def _call(kind, net, X):
+    """forward through the serial kernel, or forced through two thread-pool blocks."""
+    if kind == "serial":
+        return net.forward(X)
+    out = np.empty((X.shape[0], net.sizes[-1]), dtype=net.dtype)
+    status = kernels.forward_parallel(net.params, net._sizes, net._act.code, X, out, 2)
+    if status == kernels.FORWARD_BAD_X:
+        raise ValueError("X contains NaN or inf")
+    if status == kernels.FORWARD_BAD_PARAMS:
+        raise ValueError("the net's parameters contain NaN or inf")
+    if status == kernels.FORWARD_OVERFLOW:
+        raise FloatingPointError("forward overflowed to a non-finite value")
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", sorted(NETS))
+@pytest.mark.parametrize("kind", ["serial", "blocks"])
+def test_nan_or_inf_in_X_is_found_anywhere(dtype, shape, kind):
+    sizes = NETS[shape]
+    net = fastgeo.MLP(sizes, "sigmoid", seed=1, dtype=dtype)
+    X = np.random.RandomState(0).randn(600, sizes[0]).astype(dtype)
+    expected = _call(kind, net, X)
+    np.testing.assert_array_equal(expected, net.copy(backend="numba").forward(X))
+    for row, col, value in ((0, 0, np.nan), (599, sizes[0] - 1, np.inf),
+                            (300, 0, -np.inf), (257, sizes[0] - 1, np.nan)):
+        bad = X.copy()
+        bad[row, col] = value
+        with pytest.raises(ValueError, match="X contains NaN or inf"):
+            _call(kind, net, bad)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", sorted(NETS))
+@pytest.mark.parametrize("kind", ["serial", "blocks"])
+def test_nan_in_parameters_is_found(dtype, shape, kind):
+    sizes = NETS[shape]
+    X = np.random.RandomState(0).randn(600, sizes[0]).astype(dtype)
+    for where in (0, -1):
+        net = fastgeo.MLP(sizes, "relu", seed=1, dtype=dtype)
+        net.params[where] = np.inf
+        with pytest.raises(ValueError, match="parameters contain NaN or inf"):
+            _call(kind, net, X)
+        with pytest.raises(ValueError, match="X contains NaN or inf"):  # X is checked first
+            bad = X.copy()
+            bad[5, 0] = np.nan
+            _call(kind, net, bad)
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="interpreted, the kernel's scalar "
+                    "arithmetic warns as it overflows; compiled, it raises as tested here")
+@pytest.mark.parametrize("shape", sorted(NETS))
+@pytest.mark.parametrize("kind", ["serial", "blocks"])
+def test_output_overflow_raises(shape, kind):
+    sizes = NETS[shape]
+    # z2 overflows to inf in float32; inf * 0 in the output layer is NaN
+    weights = [np.full((sizes[0], sizes[1]), 1e30), np.full((sizes[1], sizes[2]), 1e30),
+               np.zeros((sizes[2], sizes[3]))]
+    biases = [np.zeros(s) for s in sizes[1:]]
+    net = fastgeo.MLP.from_params(weights, biases, "relu", dtype="float32")
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        _call(kind, net, np.ones((600, sizes[0]), dtype=np.float32))
+
+
+def test_input_needing_conversion_is_still_checked_in_python():
+    net = fastgeo.MLP((2, 8, 1), "relu", dtype="float32")
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        net.forward(np.array([[1e300, 0.0]]))  # float64: would become inf in float32
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.forward(np.asfortranarray(np.array([[np.nan, 0.0], [1.0, 2.0]], np.float32)))
