@@ -5,33 +5,49 @@ import fastgeo
 
 from .common import (
     ACTIVATIONS,
+    ARCHS,
     ARTICLE,
     BACKENDS,
     DTYPES,
     Suite,
     article_setup,
     best_seconds,
+    features,
     moons,
     restore,
+    sizes,
     start_weights,
 )
 
 
 class TrainStep(Suite):
-    """One ``net.train_step(X, y, lr)`` (forward, loss, gradient, update) on 2-64-64-1.
+    """One ``net.train_step(X, y, lr)`` (forward, loss, gradient, update) on each net of
+    the performance targets: A = 2-8-8-1, B = 2-64-64-1, C = 32-512-512-1.
 
-    2-64-64-1 only: a 2-8-8-1 step at batch 256 takes ~50 us, too short to time well on a
-    shared machine (the fused fits below cover 2-8-8-1), and a 32-512-512-1 step at batch
-    4096 takes several seconds on 2 cores."""
+    Pruned to the performance target's rows where the rest adds little but time: C only
+    at batch 4096 and float32 (a float64 C step took 0.23 s on numba and 0.33 s on numpy
+    per call, 1 thread, on the 2-core development machine); A only at batch 4096 (at
+    256 its time is mostly per-call overhead, which ``Forward`` at batch 256 tracks)."""
 
-    params = [ACTIVATIONS, BACKENDS, [256, 4096], DTYPES]
-    param_names = ["activation", "backend", "batch", "dtype"]
-    arch = (2, 64, 64, 1)
+    params = [ACTIVATIONS, BACKENDS, ARCHS, [256, 4096], DTYPES]
+    param_names = ["activation", "backend", "arch", "batch", "dtype"]
     lr = 0.01
 
-    def build(self, activation, backend, batch, dtype):
-        net = fastgeo.MLP(self.arch, activation, seed=0, dtype=dtype, backend=backend)
-        X, y = moons(batch, dtype)
+    def pruned(self, activation, backend, arch, batch, dtype):
+        if arch == "32-512-512-1" and (batch != 4096 or dtype != "float32"):
+            return "pruned: 32-512-512-1 is tracked at its target's row (4096, float32)"
+        if arch == "2-8-8-1" and batch != 4096:
+            return "pruned: a 2-8-8-1 step at batch 256 is mostly per-call overhead"
+        return None
+
+    def build(self, activation, backend, arch, batch, dtype):
+        dims = sizes(arch)
+        net = fastgeo.MLP(dims, activation, seed=0, dtype=dtype, backend=backend)
+        if dims[0] == 2:
+            X, y = moons(batch, dtype)
+        else:
+            X = features(batch, dims[0], dtype)
+            y = (X[:, 0] > 0).astype(dtype)
         p0 = start_weights(net)
         net.train_step(X, y, self.lr)  # compiles the step's kernels (same path as timed)
         return {"net": net, "X": X, "y": y, "p0": p0}
@@ -39,10 +55,10 @@ class TrainStep(Suite):
     def reset(self):
         restore(self.net, self.p0)
 
-    def time_train_step(self, activation, backend, batch, dtype):
+    def time_train_step(self, activation, backend, arch, batch, dtype):
         self.net.train_step(self.X, self.y, self.lr)
 
-    def track_ns_per_sample(self, activation, backend, batch, dtype):
+    def track_ns_per_sample(self, activation, backend, arch, batch, dtype):
         seconds = best_seconds(lambda: self.net.train_step(self.X, self.y, self.lr))
         return seconds / batch * 1e9
 
@@ -51,16 +67,17 @@ class TrainStep(Suite):
 
 class Fit(Suite):
     """``net.fit`` on two-moons: 1000 samples, 2000 full-batch epochs, lr 0.5, 2-8-8-1
-    (``fastgeo demo``'s workload; on numba one call of the fused ``train`` kernel)."""
+    (``fastgeo demo``'s workload, in float64; the performance target's row is float32; on
+    numba one call of the fused ``train`` kernel)."""
 
-    params = [ACTIVATIONS, BACKENDS]
-    param_names = ["activation", "backend"]
+    params = [ACTIVATIONS, BACKENDS, DTYPES]
+    param_names = ["activation", "backend", "dtype"]
     n, epochs, lr = 1000, 2000, 0.5
     repeat = (1, 5, 5.0)  # numpy: 1-3 s a call
 
-    def build(self, activation, backend):
-        net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0, backend=backend)
-        X, y = moons(self.n)
+    def build(self, activation, backend, dtype):
+        net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0, dtype=dtype, backend=backend)
+        X, y = moons(self.n, dtype)
         p0 = start_weights(net)
         net.fit(X, y, 1, self.lr)
         return {"net": net, "X": X, "y": y, "p0": p0}
@@ -71,10 +88,10 @@ class Fit(Suite):
     def _fit(self):
         self.net.fit(self.X, self.y, self.epochs, self.lr)
 
-    def time_fit(self, activation, backend):
+    def time_fit(self, activation, backend, dtype):
         self._fit()
 
-    def track_ns_per_sample_epoch(self, activation, backend):
+    def track_ns_per_sample_epoch(self, activation, backend, dtype):
         """Nanoseconds per sample per epoch: fit seconds / (epochs x samples)."""
 
         def fit():

@@ -35,9 +35,11 @@ SUBSET = {
                  ("relu", "numpy", 256, "2-8-8-1", "float32")], {}),
     "ForwardPerSample": ([("sigmoid", "numba", "2-8-8-1", "float32"),
                           ("relu", "numpy", "2-8-8-1", "float64")], {"batch": 64}),
-    "TrainStep": ([("sigmoid", "numba", 256, "float64"),
-                   ("relu", "numpy", 256, "float32")], {}),
-    "Fit": ([("sigmoid", "numba"), ("relu", "numpy")], {"n": 100, "epochs": 5}),
+    "TrainStep": ([("sigmoid", "numba", "2-64-64-1", 256, "float64"),
+                   ("relu", "numpy", "2-64-64-1", 256, "float32"),
+                   ("relu", "numba", "32-512-512-1", 4096, "float32")], {}),
+    "Fit": ([("sigmoid", "numba", "float32"), ("relu", "numpy", "float64")],
+            {"n": 100, "epochs": 5}),
     "Article": ([("sigmoid", "numba"), ("relu", "numpy")], {"epochs": 20}),
     "FitMemory": ([("numba",), ("numpy",)], {"n": 512}),
     "Threads": ([("relu", "train_step", 1), ("sigmoid", "fit", 2)], {}),
@@ -105,9 +107,15 @@ def test_benchmark_runs(name, monkeypatch):
 
 def test_pruned_combinations_are_skipped_the_asv_way():
     from benchmarks.inference import Forward
+    from benchmarks.training import TrainStep
 
     with pytest.raises(NotImplementedError, match="pruned"):
         Forward().setup("relu", "numba", 65536, "32-512-512-1", "float64")
+    for combo in (("relu", "numba", "32-512-512-1", 4096, "float64"),
+                  ("relu", "numba", "32-512-512-1", 256, "float32"),
+                  ("sigmoid", "numpy", "2-8-8-1", 256, "float32")):
+        with pytest.raises(NotImplementedError, match="pruned"):
+            TrainStep().setup(*combo)
 
 
 def test_training_benchmarks_restart_from_the_same_weights(monkeypatch):
@@ -115,7 +123,7 @@ def test_training_benchmarks_restart_from_the_same_weights(monkeypatch):
 
     monkeypatch.setattr(common, "_BUILT", {})
     bench = TrainStep()
-    combo = ("relu", "numba", 256, "float64")
+    combo = ("relu", "numba", "2-64-64-1", 256, "float64")
     bench.setup(*combo)
     first = bench.net.params.copy()
     bench.time_train_step(*combo)
