@@ -86,6 +86,38 @@ def sgd_step(params, grad, lr):
 
 
 @kernel
+def check_batch(x, y):
+    """0 when every element of x (1-D) is finite and every element of y (1-D) is 0 or 1;
+    1 when x is not all finite, else 2. Counting loops with no early exit (they
+    vectorize): ``MLP``'s check of a training batch that needs no conversion."""
+    bad = 0
+    for p in range(x.shape[0]):
+        bad += 0 if math.isfinite(x[p]) else 1
+    if bad > 0:
+        return 1
+    zero = y.dtype.type(0.0)
+    one = y.dtype.type(1.0)
+    for p in range(y.shape[0]):
+        v = y[p]
+        bad += 0 if (v == zero or v == one) else 1
+    return 0 if bad == 0 else 2
+
+
+@kernel
+def sgd_step_if_finite(params, grad, lr):
+    """params -= lr * grad, in place, only if every updated value is finite; returns
+    whether the step was taken (a counting pass, then the update: no temporary)."""
+    bad = 0
+    for p in range(params.shape[0]):
+        bad += 0 if math.isfinite(params[p] - lr * grad[p]) else 1
+    if bad > 0:
+        return False
+    for p in range(params.shape[0]):
+        params[p] -= lr * grad[p]
+    return True
+
+
+@kernel
 def minstd_permutation(order, state):
     """Fisher-Yates shuffle of order = 0..n-1 with minstd draws (as fastgeo.reference);
     returns the new state."""

@@ -2,6 +2,7 @@
 ``fastgeo.kernels`` (backend "numba") or ``fastgeo.reference`` (backend "numpy")."""
 
 import functools
+import math
 
 import numba
 import numpy as np
@@ -147,12 +148,37 @@ class MLP:
         return check.features(X, self.sizes[0], self.dtype)
 
     def _XY(self, X, y):
+        dt = self.dtype
+        if (self.backend == "numba" and type(X) is np.ndarray and type(y) is np.ndarray
+                and X.dtype == dt and y.dtype == dt and X.ndim == 2
+                and X.shape[1] == self.sizes[0] and X.flags.c_contiguous
+                and y.flags.c_contiguous and y.shape[0] == X.shape[0]
+                and (y.shape[1:] == (self.sizes[-1],)
+                     or (y.ndim == 1 and self.sizes[-1] == 1))):
+            # nothing to convert: one compiled pass checks both (small training steps
+            # spent more time in NumPy's checks than in the kernel)
+            status = kernels.check_batch(X.reshape(-1), y.reshape(-1))
+            if status == 1:
+                raise ValueError("X contains NaN or inf")
+            if status == 2:
+                raise ValueError("y must contain only 0 and 1 labels")
+            return X, y.reshape(X.shape[0], self.sizes[-1])
         X = self._X(X)
         return X, check.labels(y, X.shape[0], self.sizes[-1], self.dtype)
 
     def _check_params(self):
-        if not np.isfinite(self.params).all():
+        finite = (kernels.all_finite(self.params) if self.backend == "numba"
+                  else np.isfinite(self.params).all())
+        if not finite:
             raise ValueError("the net's parameters contain NaN or inf")
+
+    def _lr(self, lr):
+        """lr checked: finite, > 0, and representable in the net's dtype (the kernels
+        take it in that dtype)."""
+        lr = check.positive_finite("lr", lr)
+        if lr > float(np.finfo(self.dtype).max):
+            raise ValueError(f"lr must fit the net's {self.dtype.name}, got {lr}")
+        return lr
 
     @staticmethod
     def _finite(name, value):
@@ -266,29 +292,29 @@ class MLP:
 
     def train_step(self, X, y, lr):
         """One SGD step on the batch (X, y); returns the loss measured before the update."""
-        lr = check.positive_finite("lr", lr)
+        lr = self._lr(lr)
         X, Y = self._XY(X, y)
         if X.shape[0] == 0:
             raise ValueError("X must have at least one sample to train on")
         self._check_params()
-        if self.backend == "numpy":
-            with _quiet():
-                zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
-                value = reference.bce_from_logits(zs[-1], Y)
-                dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.activation)
-        else:
+        if self.backend == "numba":
             value, grad = self._loss_and_gradient(X, Y)
+            if not math.isfinite(value):
+                self._finite("train_step loss", value)
+            if not kernels.sgd_step_if_finite(self.params, grad, self.dtype.type(lr)):
+                raise FloatingPointError(
+                    f"train_step update overflowed to a non-finite value (inputs, weights or "
+                    f"lr too large for {self.dtype.name}); the parameters are unchanged")
+            return float(value)
+        with _quiet():
+            zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
+            value = reference.bce_from_logits(zs[-1], Y)
+            dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.activation)
         self._finite("train_step loss", value)
         with _quiet():
-            if self.backend == "numpy":
-                for p, g in zip(self.weights + self.biases, dWs + dbs):
-                    self._finite("train_step update", p - lr * g)
-            else:  # the same check on the flat buffer, in one pass
-                self._finite("train_step update", self.params - lr * grad)
-        if self.backend == "numpy":
-            reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
-        else:
-            kernels.sgd_step(self.params, grad, lr)
+            for p, g in zip(self.weights + self.biases, dWs + dbs):
+                self._finite("train_step update", p - lr * g)
+        reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
         return float(value)
 
     def fit(self, X, y, epochs, lr, batch_size=None, shuffle_seed=None, permutations=None):
@@ -302,9 +328,7 @@ class MLP:
         parameters it had at the start of that epoch and FloatingPointError names it.
         """
         epochs = check.integer("epochs", epochs, minimum=0)
-        lr = check.positive_finite("lr", lr)
-        if lr > float(np.finfo(self.dtype).max):  # the kernel takes lr in the net's dtype
-            raise ValueError(f"lr must fit the net's {self.dtype.name}, got {lr}")
+        lr = self._lr(lr)
         X, Y = self._XY(X, y)
         # read-only X or y would compile (and cache) another specialisation of the train
         # kernel, which is slow to compile (~1 min on a loaded 2-core box): copy instead
