@@ -103,10 +103,13 @@ def check_batch(x, y):
     return 0 if bad == 0 else 2
 
 
-@kernel
+@kernel(fastmath=set())
 def sgd_step_if_finite(params, grad, lr):
     """params -= lr * grad, in place, only if every updated value is finite; returns
-    whether the step was taken (a counting pass, then the update: no temporary)."""
+    whether the step was taken (a counting pass, then the update: no temporary).
+
+    No fastmath here: with reassoc and nsz together LLVM folded ``isfinite`` of the
+    computed update to true (a 1e30 * 1e18 overflow passed the check)."""
     bad = 0
     for p in range(params.shape[0]):
         bad += 0 if math.isfinite(params[p] - lr * grad[p]) else 1

@@ -100,3 +100,41 @@ def test_input_needing_conversion_is_still_checked_in_python():
         net.forward(np.array([[1e300, 0.0]]))  # float64: would become inf in float32
     with pytest.raises(ValueError, match="NaN or inf"):
         net.forward(np.asfortranarray(np.array([[np.nan, 0.0], [1.0, 2.0]], np.float32)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_train_step_checks_a_batch_that_needs_no_conversion(dtype):
+    """``train_step`` checks such a batch (X finite, y 0/1) in one compiled pass."""
+    net = fastgeo.MLP((2, 8, 1), "relu", seed=0, dtype=dtype)
+    X = np.random.RandomState(0).randn(300, 2).astype(dtype)
+    y = (X[:, 0] > 0).astype(dtype)
+    before = net.params.copy()
+    for row in (0, 299):
+        bad = X.copy()
+        bad[row, 1] = np.nan
+        with pytest.raises(ValueError, match="X contains NaN or inf"):
+            net.train_step(bad, y, 0.1)
+        for label in (0.5, np.nan, 2.0):
+            bad_y = y.copy()
+            bad_y[row] = label
+            with pytest.raises(ValueError, match="only 0 and 1"):
+                net.train_step(X, bad_y, 0.1)
+            with pytest.raises(ValueError, match="only 0 and 1"):
+                net.train_step(X, bad_y.reshape(-1, 1), 0.1)
+    np.testing.assert_array_equal(net.params, before)
+    assert np.isfinite(net.train_step(X, y.reshape(-1, 1), 0.1))
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="interpreted, the kernel's scalar "
+                    "arithmetic warns as it overflows; compiled, it raises as tested here")
+def test_train_step_update_that_overflows_leaves_the_parameters_unchanged():
+    net = fastgeo.MLP((2, 8, 1), "relu", seed=0, dtype="float32")
+    X = np.random.RandomState(0).randn(64, 2).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    before = net.params.copy()
+    with pytest.raises(FloatingPointError, match="parameters are unchanged"):
+        net.train_step(X * np.float32(1e18), y, 1e30)  # first-layer gradients ~1e17
+    np.testing.assert_array_equal(net.params, before)
+    with pytest.raises(ValueError, match="lr must fit the net's float32"):
+        net.train_step(X, y, 1e300)
+    np.testing.assert_array_equal(net.params, before)
