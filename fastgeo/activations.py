@@ -10,6 +10,7 @@ Conventions: ReLU'(0) = 0 and leaky ReLU'(0) = LEAKY_SLOPE (the derivative at 0 
 the left one). Sigmoid is evaluated as exp(-|z|) based, so it never overflows.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,6 +139,43 @@ def _bits_to_float(typingctx, bits):
         return builder.bitcast(args[0], llty)
 
     return sig, codegen
+
+
+@intrinsic
+def _float_to_bits(typingctx, x):
+    """The IEEE bit pattern of x (float32 -> int32, float64 -> int64)."""
+    if x == types.float32:
+        sig, llty = types.int32(types.float32), ir.IntType(32)
+    elif x == types.float64:
+        sig, llty = types.int64(types.float64), ir.IntType(64)
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llty)
+
+    return sig, codegen
+
+
+def is_finite(x):
+    """x is neither NaN nor +-inf. Compiled, it tests the exponent bits: an integer test
+    no fastmath flag can fold (with reassoc and nsz together, LLVM folded
+    ``math.isfinite`` of a computed value to true)."""
+    return math.isfinite(x)
+
+
+@overload(is_finite, jit_options=_HELPER_OPTIONS)
+def _is_finite(x):
+    if x == types.float32:
+        def impl(x):
+            return (_float_to_bits(x) & np.int32(0x7F800000)) != np.int32(0x7F800000)
+        return impl
+    if x == types.float64:
+        def impl(x):
+            return ((_float_to_bits(x) & np.int64(0x7FF0000000000000))
+                    != np.int64(0x7FF0000000000000))
+        return impl
+    return None
 
 
 def exp_neg(x):

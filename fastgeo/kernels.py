@@ -50,7 +50,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._jit import kernel
-from .activations import activate_row, exp_neg, log1p_unit, multiply_derivative_row
+from .activations import (
+    activate_row,
+    exp_neg,
+    is_finite,
+    log1p_unit,
+    multiply_derivative_row,
+)
 
 #: Samples per tile.
 TILE = 256
@@ -92,7 +98,7 @@ def check_batch(x, y):
     vectorize): ``MLP``'s check of a training batch that needs no conversion."""
     bad = 0
     for p in range(x.shape[0]):
-        bad += 0 if math.isfinite(x[p]) else 1
+        bad += 0 if is_finite(x[p]) else 1
     if bad > 0:
         return 1
     zero = y.dtype.type(0.0)
@@ -108,11 +114,11 @@ def sgd_step_if_finite(params, grad, lr):
     """params -= lr * grad, in place, only if every updated value is finite; returns
     whether the step was taken (a counting pass, then the update: no temporary).
 
-    No fastmath here: with reassoc and nsz together LLVM folded ``isfinite`` of the
-    computed update to true (a 1e30 * 1e18 overflow passed the check)."""
+    No fastmath: the update is computed as NumPy's reference computes it (multiply, then
+    subtract), and the value checked is the value stored."""
     bad = 0
     for p in range(params.shape[0]):
-        bad += 0 if math.isfinite(params[p] - lr * grad[p]) else 1
+        bad += 0 if is_finite(params[p] - lr * grad[p]) else 1
     if bad > 0:
         return False
     for p in range(params.shape[0]):
@@ -139,10 +145,10 @@ def minstd_permutation(order, state):
 @kernel
 def all_finite(x):
     """True when every element of the 1-D x is finite. Counts, with no early exit: that
-    loop vectorizes (the fastmath flags leave out nnan/ninf, so the test is kept)."""
+    loop vectorizes (``is_finite`` tests bits, which fastmath cannot fold away)."""
     bad = 0
     for p in range(x.shape[0]):
-        bad += 0 if math.isfinite(x[p]) else 1
+        bad += 0 if is_finite(x[p]) else 1
     return bad == 0
 
 
@@ -464,7 +470,7 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
                 if mode == M_FORWARD:
                     for j in range(k):
                         for t in range(m):
-                            n_bad += 0 if math.isfinite(A[c_out + j, t]) else 1
+                            n_bad += 0 if is_finite(A[c_out + j, t]) else 1
                     if k == 1:
                         for t in range(m):
                             out[r0 + t, 0] = A[c_out, t]
@@ -508,7 +514,7 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
             batch_loss = total * scale
             epoch_total += batch_loss
             n_batches += 1
-            if not math.isfinite(batch_loss):
+            if not is_finite(batch_loss):
                 finite = False
                 break
             sgd_step(params, grad, lr)

@@ -168,3 +168,33 @@ def test_float32_kernels_compute_in_float32(name):
                if " double" in line and any(op in line for op in (
                    "fadd", "fsub", "fmul", "fdiv", "fpext", "fcmp", "call"))]
     assert doubles == [], "\n".join(doubles[:20])
+
+
+@njit(fastmath=set(fastgeo_jit.FASTMATH), error_model="numpy")
+def _count_nonfinite_updates(params, grad, lr):
+    bad = 0
+    for p in range(params.shape[0]):
+        bad += 0 if activations.is_finite(params[p] - lr * grad[p]) else 1
+    return bad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_is_finite_of_computed_values_survives_fastmath(dtype):
+    """With reassoc and nsz together LLVM folded ``math.isfinite(a - lr * b)`` to true;
+    ``is_finite`` tests the exponent bits, so an overflow (or NaN) made in the same
+    expression is still seen, in kernels compiled with fastgeo's fastmath flags."""
+    big = np.finfo(dtype).max
+    for value, expected in ((big, 1), (np.inf, 1), (np.nan, 1), (1.0, 0)):
+        params = np.ones(19, dtype)
+        grad = np.ones(19, dtype)
+        grad[7] = value
+        lr = dtype(1.0) if value == 1.0 or not np.isfinite(value) else dtype(4.0)
+        assert _count_nonfinite_updates(params, grad, lr) == expected, value
+    x = np.array([0.0, -0.0, 1e-45, big, -big, np.inf, -np.inf, np.nan], dtype)
+    expected = [True] * 5 + [False] * 3
+    assert [bool(_is_finite_scalar(v)) for v in x] == expected
+
+
+@njit(fastmath=set(fastgeo_jit.FASTMATH), error_model="numpy")
+def _is_finite_scalar(v):
+    return activations.is_finite(v)
