@@ -75,12 +75,18 @@ def _finite_in(name, arr, dt):
             raise ValueError(f"{name} has values beyond the {np.dtype(dt).name} range")
 
 
+def ready(X, n_features, dt):
+    """X needs no conversion: an ndarray of dtype dt, shape (n, n_features), C-contiguous
+    (the fast path of small calls: only its values are left to check)."""
+    return (type(X) is np.ndarray and X.dtype == dt and X.ndim == 2
+            and X.shape[1] == n_features and X.flags.c_contiguous)
+
+
 def features(X, n_features, dt, name="X", finite=True):
     """X as a C-contiguous (n, n_features) array of dtype dt. finite=False leaves the
     NaN/inf check of an X that needs no conversion to the caller (``MLP.forward`` has its
     kernel check it, before computing anything, in the same pass)."""
-    if (type(X) is np.ndarray and X.dtype == dt and X.ndim == 2 and X.shape[1] == n_features
-            and X.flags.c_contiguous):  # nothing to convert: the fast path of small calls
+    if ready(X, n_features, dt):
         if finite:
             _finite_in(name, X, dt)
         return X

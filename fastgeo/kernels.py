@@ -91,16 +91,18 @@ def sgd_step(params, grad, lr):
         params[p] -= lr * grad[p]
 
 
+#: ``check_batch``'s status codes
+BATCH_OK, BATCH_BAD_X, BATCH_BAD_Y = range(3)
+
+
 @kernel
 def check_batch(x, y):
-    """0 when every element of x (1-D) is finite and every element of y (1-D) is 0 or 1;
-    1 when x is not all finite, else 2. Counting loops with no early exit (they
-    vectorize): ``MLP``'s check of a training batch that needs no conversion."""
-    bad = 0
-    for p in range(x.shape[0]):
-        bad += 0 if is_finite(x[p]) else 1
-    if bad > 0:
+    """BATCH_OK when every element of x (1-D) is finite and every element of y (1-D) is 0
+    or 1, else BATCH_BAD_X or BATCH_BAD_Y (x first). Counting loops with no early exit
+    (they vectorize): ``MLP``'s check of a training batch that needs no conversion."""
+    if not all_finite(x):
         return 1
+    bad = 0
     zero = y.dtype.type(0.0)
     one = y.dtype.type(1.0)
     for p in range(y.shape[0]):

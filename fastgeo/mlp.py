@@ -41,6 +41,26 @@ def _n_chunks(n_rows, macs_per_row):
     return int(max(1, min(threads, n_rows // PARALLEL_MIN_ROWS)))
 
 
+X_NOT_FINITE = "X contains NaN or inf"
+PARAMS_NOT_FINITE = "the net's parameters contain NaN or inf"
+
+
+def _overflow(name, dtype):
+    return FloatingPointError(f"{name} overflowed to a non-finite value (inputs or weights "
+                              f"too large for {np.dtype(dtype).name})")
+
+
+def forward_error(status, dtype):
+    """The exception for a ``kernels.forward`` status (None for FORWARD_OK)."""
+    if status == kernels.FORWARD_BAD_X:
+        return ValueError(X_NOT_FINITE)
+    if status == kernels.FORWARD_BAD_PARAMS:
+        return ValueError(PARAMS_NOT_FINITE)
+    if status == kernels.FORWARD_OVERFLOW:
+        return _overflow("forward", dtype)
+    return None
+
+
 class MLP:
     """A dense network sizes[0] -> ... -> sizes[-1] with one hidden activation, a sigmoid
     output and the mean binary cross-entropy loss.
@@ -148,21 +168,19 @@ class MLP:
         return check.features(X, self.sizes[0], self.dtype)
 
     def _XY(self, X, y):
-        dt = self.dtype
-        if (self.backend == "numba" and type(X) is np.ndarray and type(y) is np.ndarray
-                and X.dtype == dt and y.dtype == dt and X.ndim == 2
-                and X.shape[1] == self.sizes[0] and X.flags.c_contiguous
-                and y.flags.c_contiguous and y.shape[0] == X.shape[0]
-                and (y.shape[1:] == (self.sizes[-1],)
-                     or (y.ndim == 1 and self.sizes[-1] == 1))):
+        k = self.sizes[-1]
+        if (self.backend == "numba" and check.ready(X, self.sizes[0], self.dtype)
+                and type(y) is np.ndarray and y.dtype == self.dtype and y.flags.c_contiguous
+                and y.shape[0] == X.shape[0]
+                and (y.shape[1:] == (k,) or (y.ndim == 1 and k == 1))):
             # nothing to convert: one compiled pass checks both (small training steps
             # spent more time in NumPy's checks than in the kernel)
             status = kernels.check_batch(X.reshape(-1), y.reshape(-1))
-            if status == 1:
-                raise ValueError("X contains NaN or inf")
-            if status == 2:
+            if status == kernels.BATCH_BAD_X:
+                raise ValueError(X_NOT_FINITE)
+            if status == kernels.BATCH_BAD_Y:
                 raise ValueError("y must contain only 0 and 1 labels")
-            return X, y.reshape(X.shape[0], self.sizes[-1])
+            return X, y.reshape(X.shape[0], k)
         X = self._X(X)
         return X, check.labels(y, X.shape[0], self.sizes[-1], self.dtype)
 
@@ -170,7 +188,7 @@ class MLP:
         finite = (kernels.all_finite(self.params) if self.backend == "numba"
                   else np.isfinite(self.params).all())
         if not finite:
-            raise ValueError("the net's parameters contain NaN or inf")
+            raise ValueError(PARAMS_NOT_FINITE)
 
     def _lr(self, lr):
         """lr checked: finite, > 0, and representable in the net's dtype (the kernels
@@ -183,9 +201,7 @@ class MLP:
     @staticmethod
     def _finite(name, value):
         if not np.all(np.isfinite(value)):
-            raise FloatingPointError(
-                f"{name} overflowed to a non-finite value (inputs or weights too large "
-                f"for {np.asarray(value).dtype.name})")
+            raise _overflow(name, np.asarray(value).dtype)
         return value
 
     # --- maths ----------------------------------------------------------------------
@@ -209,12 +225,9 @@ class MLP:
         else:
             status = kernels.forward_parallel(self.params, self._sizes, self._act.code, X,
                                               out, _n_chunks(n, self._macs))
-        if status == kernels.FORWARD_BAD_X:
-            raise ValueError("X contains NaN or inf")
-        if status == kernels.FORWARD_BAD_PARAMS:
-            self._check_params()
-        if status == kernels.FORWARD_OVERFLOW:
-            self._finite("forward", out)
+        error = forward_error(status, self.dtype)
+        if error is not None:
+            raise error
         return out
 
     predict_proba = forward

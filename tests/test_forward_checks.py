@@ -9,6 +9,7 @@ import pytest
 
 import fastgeo
 from fastgeo import kernels
+from fastgeo.mlp import forward_error
 
 pytestmark = pytest.mark.kernels
 
@@ -36,12 +37,9 @@ def _call(kind, net, X):
         return net.forward(X)
     out = np.empty((X.shape[0], net.sizes[-1]), dtype=net.dtype)
     status = kernels.forward_parallel(net.params, net._sizes, net._act.code, X, out, 2)
-    if status == kernels.FORWARD_BAD_X:
-        raise ValueError("X contains NaN or inf")
-    if status == kernels.FORWARD_BAD_PARAMS:
-        raise ValueError("the net's parameters contain NaN or inf")
-    if status == kernels.FORWARD_OVERFLOW:
-        raise FloatingPointError("forward overflowed to a non-finite value")
+    error = forward_error(status, net.dtype)
+    if error is not None:
+        raise error
     return out
 
 
