@@ -125,36 +125,26 @@ def _like(x, value):
     return lambda x, value: np.float64(value)
 
 
+#: bitcast pairs: same bits, the other type
+_BITCAST = {
+    types.int32: (types.float32, ir.FloatType()),
+    types.int64: (types.float64, ir.DoubleType()),
+    types.float32: (types.int32, ir.IntType(32)),
+    types.float64: (types.int64, ir.IntType(64)),
+}
+
+
 @intrinsic
-def _bits_to_float(typingctx, bits):
-    """The float whose IEEE bit pattern is ``bits`` (int32 -> float32, int64 -> float64)."""
-    if bits == types.int32:
-        sig, llty = types.float32(types.int32), ir.FloatType()
-    elif bits == types.int64:
-        sig, llty = types.float64(types.int64), ir.DoubleType()
-    else:
+def _bitcast(typingctx, x):
+    """x's IEEE bits as the other type: int32 <-> float32, int64 <-> float64."""
+    if x not in _BITCAST:
         return None
+    ty, llty = _BITCAST[x]
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], llty)
 
-    return sig, codegen
-
-
-@intrinsic
-def _float_to_bits(typingctx, x):
-    """The IEEE bit pattern of x (float32 -> int32, float64 -> int64)."""
-    if x == types.float32:
-        sig, llty = types.int32(types.float32), ir.IntType(32)
-    elif x == types.float64:
-        sig, llty = types.int64(types.float64), ir.IntType(64)
-    else:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llty)
-
-    return sig, codegen
+    return ty(x), codegen
 
 
 def is_finite(x):
@@ -168,11 +158,11 @@ def is_finite(x):
 def _is_finite(x):
     if x == types.float32:
         def impl(x):
-            return (_float_to_bits(x) & np.int32(0x7F800000)) != np.int32(0x7F800000)
+            return (_bitcast(x) & np.int32(0x7F800000)) != np.int32(0x7F800000)
         return impl
     if x == types.float64:
         def impl(x):
-            return ((_float_to_bits(x) & np.int64(0x7FF0000000000000))
+            return ((_bitcast(x) & np.int64(0x7FF0000000000000))
                     != np.int64(0x7FF0000000000000))
         return impl
     return None
@@ -210,8 +200,8 @@ def _exp_neg(x):
             p = p * r + 1.0
             n = np.int32(nf)
             half = np.int32(n >> 1)
-            s1 = _bits_to_float(np.int64(half + 1023) << 52)
-            s2 = _bits_to_float(np.int64(n - half + 1023) << 52)
+            s1 = _bitcast(np.int64(half + 1023) << 52)
+            s2 = _bitcast(np.int64(n - half + 1023) << 52)
             e = p * s1 * s2
             return e if x == x else x  # noqa: PLR0124 (NaN test)
         return impl
@@ -231,8 +221,8 @@ def _exp_neg(x):
             p = p * r + np.float32(1.0)
             n = np.int32(nf)
             half = np.int32(n >> 1)
-            s1 = _bits_to_float(np.int32((half + 127) << 23))
-            s2 = _bits_to_float(np.int32((n - half + 127) << 23))
+            s1 = _bitcast(np.int32((half + 127) << 23))
+            s2 = _bitcast(np.int32((n - half + 127) << 23))
             e = p * s1 * s2
             return e if x == x else x  # noqa: PLR0124 (NaN test)
         return impl

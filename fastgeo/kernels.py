@@ -70,6 +70,8 @@ MINSTD_MULTIPLIER = 48271
 
 # _engine modes
 M_FORWARD, M_TRACE, M_LOSS, M_BACKWARD, M_GRAD, M_TRAIN = range(6)
+#: ``forward``'s status codes (``_engine`` returns them, as floats, in M_FORWARD)
+FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
 
 
 @kernel
@@ -101,14 +103,14 @@ def check_batch(x, y):
     or 1, else BATCH_BAD_X or BATCH_BAD_Y (x first). Counting loops with no early exit
     (they vectorize): ``MLP``'s check of a training batch that needs no conversion."""
     if not all_finite(x):
-        return 1
+        return BATCH_BAD_X
     bad = 0
     zero = y.dtype.type(0.0)
     one = y.dtype.type(1.0)
     for p in range(y.shape[0]):
         v = y[p]
         bad += 0 if (v == zero or v == one) else 1
-    return 0 if bad == 0 else 2
+    return BATCH_OK if bad == 0 else BATCH_BAD_Y
 
 
 @kernel(fastmath=set())
@@ -359,10 +361,10 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
             batch_size, state, perms, history, ws):
     """Every kernel in one compiled function (see the module docstring); ``mode``:
 
-    M_FORWARD  out = probabilities of X; returns a status, checked before anything is
-               computed and after: 0 ok, 1 X holds NaN/inf, 2 params hold NaN/inf,
-               3 an output overflowed (the caller raises; one pass instead of three
-               NumPy calls, which cost more than a 256-sample forward pass)
+    M_FORWARD  out = probabilities of X; returns a FORWARD_* status, X and params
+               checked before anything is computed, the outputs after (the caller
+               raises; one pass instead of three NumPy calls, which cost more than a
+               256-sample forward pass)
     M_TRACE    Zt, At = every layer's z and a for X (n, U), U = sum(sizes[1:])
     M_LOSS     returns the mean BCE of (X, Y) (scale = 1 / Y.size)
     M_BACKWARD grad = the gradient of the mean BCE from a trace (Zt, At) of X
@@ -395,9 +397,9 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
     # before it is written in the same tile): clear them, ws may come from another net.
     if mode == M_FORWARD:
         if not all_finite(X.reshape(X.size)):
-            return 1.0
+            return float(FORWARD_BAD_X)
         if not all_finite(params):
-            return 2.0
+            return float(FORWARD_BAD_PARAMS)
     n_bad = 0  # M_FORWARD: outputs that are not finite
     training = mode == M_TRAIN
     if training:
@@ -510,7 +512,7 @@ def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr,
                             multiply_derivative_row(code, Z, A, D, cp + j, mt)
                     c = cp
             if mode == M_FORWARD:
-                return 0.0 if n_bad == 0 else 3.0
+                return float(FORWARD_OK if n_bad == 0 else FORWARD_OVERFLOW)
             if not training:
                 return total * scale
             batch_loss = total * scale
@@ -592,10 +594,6 @@ def _run(mode, params, sizes, code, X, Y=None, rows=None, out=None, Zt=None, At=
                    M2 if out is None else out, M2 if Zt is None else Zt,
                    M2 if At is None else At, G1 if grad is None else grad, scale, lr0, 0, 1,
                    0, I2, H1, _workspace(params.dtype, sizes))
-
-
-#: ``forward``'s status codes (see ``_engine``, M_FORWARD)
-FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
 
 
 def forward(params, sizes, code, X, out):

@@ -129,7 +129,7 @@ class MLP:
     @property
     def macs_per_sample(self):
         """Multiply-adds of one forward pass of one sample."""
-        return _macs(self.sizes)
+        return self._macs
 
     def __repr__(self):
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
