@@ -16,7 +16,7 @@ from numba import njit
 from numba.core import caching
 
 #: Files whose source any compiled kernel depends on.
-KERNEL_SOURCES = ("_jit.py", "activations.py", "kernels.py")
+KERNEL_SOURCES = ("_jit.py", "simd.py", "vmath.py", "activations.py", "kernels.py")
 
 #: Flags that let LLVM reassociate and contract, but keep NaN/inf semantics
 #: (no ``nnan``/``ninf``), so non-finite checks inside kernels still work.

@@ -19,7 +19,9 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from . import vmath
 from ._jit import kernel
+from .simd import where
 
 LEAKY_SLOPE = 0.01
 
@@ -374,3 +376,42 @@ def multiply_derivative_row(code, Z, A, D, r, m):
         slope = Z.dtype.type(LEAKY_SLOPE)
         for t in range(m):
             D[r, t] = D[r, t] if Z[r, t] > zero else D[r, t] * slope
+
+
+# --- Vector versions (``simd`` Vectors), used by the kernels' fused epilogues ----------
+
+#: Activation codes the kernels use beyond the registry's: the raw logits (no activation)
+IDENTITY = -1
+
+
+@kernel(internal=True)
+def activate(code, z):
+    """f(z) lane-wise for the activation ``code`` (IDENTITY: z itself). An unknown code
+    gives NaN, never another activation."""
+    if code == 0:
+        return vmath.sigmoid(z)
+    if code == 1:
+        return where(z <= 0.0, 0.0, z)  # NaN stays NaN
+    if code == 2:
+        return vmath.tanh(z)
+    if code == 3:
+        return where(z > 0.0, z, z * LEAKY_SLOPE)
+    if code == IDENTITY:
+        return z
+    return z * math.nan
+
+
+@kernel(internal=True)
+def derivative_times(code, a, d):
+    """d * f'(z) lane-wise, from a = f(z): sigmoid a (1 - a), tanh 1 - a^2, relu [a > 0],
+    leaky relu [a > 0] or LEAKY_SLOPE (a > 0 exactly when z > 0 for both, so neither
+    needs z). An unknown code gives NaN."""
+    if code == 0:
+        return d * (a * (1.0 - a))
+    if code == 1:
+        return where(a > 0.0, d, 0.0)
+    if code == 2:
+        return d * (1.0 - a * a)
+    if code == 3:
+        return where(a > 0.0, d, d * LEAKY_SLOPE)
+    return d * math.nan

@@ -2,44 +2,45 @@
 
 The kernels write into preallocated, C-contiguous outputs and do no validation:
 ``fastgeo.MLP`` checks and converts inputs once, then dispatches here. The hidden
-activation is an integer ``code`` (``fastgeo.activations.ACTIVATIONS[name].code``), so
-one compiled kernel serves every activation.
+activation is an integer ``code`` (``fastgeo.activations.ACTIVATIONS[name].code``).
 
-One compiled function does all the work: ``_engine``, with a ``mode`` argument. The
-public kernels (``forward``, ``forward_trace``, ``loss``, ``backward``,
-``loss_and_gradient``, ``train`` and their ``_parallel`` variants) are thin Python
-functions that call it. Numba compiles (and caches) every top-level compiled function
-with all of its callees, so each extra top-level kernel would compile the whole tile
-machinery again: one engine compiles once per dtype (a few seconds), instead of once per
-kernel and dtype (a minute on a loaded 2-core machine). The parallel variants run the
-same serial engine on Python threads over blocks of tiles (``nogil``), each block into
-its own output rows or its own partial gradient, summed in block order: no
-``parallel=True`` kernel to compile, and no numba threading layer to share between
-user threads.
+Stages, each one compiled function a screen long (read top-down: a training step is
+``_pack`` -> per tile ``_load_*`` -> ``_forward_tile`` -> ``_output_error`` ->
+``_backward_tile`` -> ``sgd_step``; ``fit_into`` is the one epoch loop):
 
-Parameter layout: one flat, contiguous buffer ``params`` holding, layer by layer,
-W_l row-major (fan_in x fan_out) then b_l (fan_out); ``layer_offsets(sizes)`` gives
-where each layer starts. ``fastgeo.MLP.weights`` are views into ``params``.
+    _dense_forward    one layer, z = W^T a + b and f(z) fused on the accumulators
+    _dense_backward   one layer's error, (W e) * f'(a) fused the same way
+    _weight_gradient  dW and db of one layer (a row of ones in the tile makes db
+                      the last row of the same blocks)
+    _output_error     BCE and its error at the logits, one exp(-|z|) for both
 
-Batch layout: samples are processed in tiles of up to TILE samples, stored
-feature-major: row r of a tile buffer holds unit r for each sample of the tile, units
-numbered layer after layer from the inputs, each layer's rows padded with zero rows to a
-multiple of 4. Every inner loop runs along a contiguous row of samples, so it vectorizes
-whatever the layer widths are, and a tile's activations stay in cache from forward to
-backward. A tile of m samples computes m rounded up to 8 columns; the extra columns
-hold zero inputs, their outputs are never written, and their loss and error terms are
-multiplied by 0. Dense layers are register-blocked: 4 outputs x 4 inputs per pass over
-a tile row (forward, and the back-propagated error), 2 x 4 sums per pass for the weight
-gradient; the zero padding rows complete the blocks, so there are no remainder loops
-over inputs. The tile buffers live in a per-thread workspace kept between calls.
+The njit-callable entry points (``forward_into``, ``trace_into``, ``loss_gradient_into``,
+``fit_into``) are also the public kernel API for users' own ``@njit`` code (see
+``KERNEL_API_VERSION``); the Python functions at the end (``forward``, ``loss``,
+``loss_and_gradient``, ``train`` ...) bring the per-thread workspace and are what
+``MLP`` calls.
 
-Shapes: X (n, sizes[0]); Y and probabilities (n, sizes[-1]); grad like params;
-``rows`` an int64 index array choosing (and ordering) the samples of a batch.
+Data layout
+-----------
+Parameters: one flat buffer ``params`` holding, layer by layer, W_l row-major
+(fan_in x fan_out) then b_l (fan_out). W_l and b_l together are the (fan_in + 1) x fan_out
+matrix [W_l; b_l]: the gradient stage treats the bias as row fan_in.
 
-Compile time is a feature here: kernel bodies use ternaries rather than min/max and
-explicit loops rather than slice assignment (each of those is an overload numba compiles
-separately; a slice assignment of arrays even compiles its error-message formatting),
-and helpers are ``internal`` (no Python entry point to generate).
+Packed weights (``packed``, rebuilt by ``_pack`` whenever params change): per layer, a
+forward panel per block of 4 outputs, W[q, o:o + 4] for q = 0..fan_in - 1 (zero past
+fan_out), the biases padded to a multiple of 4, and a backward panel per block of 4
+inputs, W[q:q + 4, o] for o = 0..fan_out - 1 (zero past fan_in). Every dense block then
+reads 4 contiguous weights per step and has no remainder case.
+
+Tiles (``tile``, TILE[dtype] sample columns, feature-major): rows hold units, columns
+samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit. Layer
+l's activations take pad4(n_l + 1) rows: n_l units, a row of ones (the bias input of the
+gradient) and zero rows; then each layer's error (pad4(n_l) rows, zero past n_l), then
+the labels. A tile of m samples computes m rounded up to a strip of 3 vectors.
+
+Dense blocks: 4 units x 3 vectors (12 accumulators in registers across the whole
+fan-in), weights broadcast from the panel, the input strip loaded once per step; the
+bias, the activation (or the derivative) and the store happen once per block.
 """
 
 import math
@@ -50,58 +51,46 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._jit import kernel
-from .activations import (
-    activate_row,
-    exp_neg,
-    is_finite,
-    log1p_unit,
-    multiply_derivative_row,
-)
+from .activations import IDENTITY, activate, derivative_times, exp_neg, is_finite, log1p_unit
+from .simd import LANES, broadcast, fma, hsum, lanes, load, store
 
-#: Samples per tile.
-TILE = 256
-#: Spare columns per workspace row, so that tile rows do not start at multiples of 4 KiB
-#: apart (loads and stores 4 KiB apart falsely alias in the store buffer).
-ROW_PAD = 16
+#: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
+#: and the params / packed / tile layouts). Bumped on any incompatible change.
+KERNEL_API_VERSION = 2
+
+#: Strips of 3 vectors per tile: 192 float32 / 96 float64 samples
+TILE_STRIPS = 8
+TILE = {np.dtype(dt): TILE_STRIPS * 3 * LANES[np.dtype(dt)] for dt in (np.float32, np.float64)}
 
 # minstd shuffling; kept equal to fastgeo.reference
 MINSTD_MODULUS = 2147483647
 MINSTD_MULTIPLIER = 48271
 
-# _engine modes
-M_FORWARD, M_TRACE, M_LOSS, M_BACKWARD, M_GRAD, M_TRAIN = range(6)
-#: ``forward``'s status codes (``_engine`` returns them, as floats, in M_FORWARD)
+#: ``forward_into``'s status codes
 FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
-
-
-@kernel
-def layer_offsets(sizes):
-    """Start of layer l's W in params (its b follows at woff[l] + fan_in * fan_out)."""
-    L = sizes.shape[0] - 1
-    woff = np.empty(L, dtype=np.int64)
-    w = 0
-    for l in range(L):
-        woff[l] = w
-        w += sizes[l] * sizes[l + 1] + sizes[l + 1]
-    return woff
-
-
-@kernel
-def sgd_step(params, grad, lr):
-    """params -= lr * grad, in place."""
-    for p in range(params.shape[0]):
-        params[p] -= lr * grad[p]
-
-
 #: ``check_batch``'s status codes
 BATCH_OK, BATCH_BAD_X, BATCH_BAD_Y = range(3)
+SIGMOID = 0  # the output layer's activation
+
+
+# --- small kernels ----------------------------------------------------------------------
+
+
+@kernel
+def all_finite(x):
+    """True when every element of the 1-D x is finite. Counts, with no early exit: that
+    loop vectorizes (``is_finite`` tests bits, which fastmath cannot fold away)."""
+    bad = 0
+    for p in range(x.shape[0]):
+        bad += 0 if is_finite(x[p]) else 1
+    return bad == 0
 
 
 @kernel
 def check_batch(x, y):
     """BATCH_OK when every element of x (1-D) is finite and every element of y (1-D) is 0
-    or 1, else BATCH_BAD_X or BATCH_BAD_Y (x first). Counting loops with no early exit
-    (they vectorize): ``MLP``'s check of a training batch that needs no conversion."""
+    or 1, else BATCH_BAD_X or BATCH_BAD_Y (x first): ``MLP``'s check of a training batch
+    that needs no conversion."""
     if not all_finite(x):
         return BATCH_BAD_X
     bad = 0
@@ -113,13 +102,17 @@ def check_batch(x, y):
     return BATCH_OK if bad == 0 else BATCH_BAD_Y
 
 
+@kernel
+def sgd_step(params, grad, lr):
+    """params -= lr * grad, in place."""
+    for p in range(params.shape[0]):
+        params[p] -= lr * grad[p]
+
+
 @kernel(fastmath=set())
 def sgd_step_if_finite(params, grad, lr):
     """params -= lr * grad, in place, only if every updated value is finite; returns
-    whether the step was taken (a counting pass, then the update: no temporary).
-
-    No fastmath: the update is computed as NumPy's reference computes it (multiply, then
-    subtract), and the value checked is the value stored."""
+    whether the step was taken. No fastmath: the value checked is the value stored."""
     bad = 0
     for p in range(params.shape[0]):
         bad += 0 if is_finite(params[p] - lr * grad[p]) else 1
@@ -146,493 +139,540 @@ def minstd_permutation(order, state):
     return state
 
 
-@kernel
-def all_finite(x):
-    """True when every element of the 1-D x is finite. Counts, with no early exit: that
-    loop vectorizes (``is_finite`` tests bits, which fastmath cannot fold away)."""
-    bad = 0
-    for p in range(x.shape[0]):
-        bad += 0 if is_finite(x[p]) else 1
-    return bad == 0
-
-
-# --- tile building blocks ------------------------------------------------------------
+# --- layout -----------------------------------------------------------------------------
 
 
 @kernel(internal=True)
-def _dense(params, w, so, sq, b, n_out, n_in, IN, cin, OUT, cout, mt):
-    """OUT[cout + o, :] = bias_o + sum_q params[w + o * so + q * sq] * IN[cin + q, :] for
-    o < n_out, q < n_in; bias_o = params[b + o], or 0 when b < 0.
+def _pad4(n):
+    return (n + 3) // 4 * 4
 
-    The forward pass is (so, sq) = (1, fan_out); the back-propagated error, W times the
-    layer's error, is (so, sq) = (fan_out, 1). Blocks of 4 outputs x 4 inputs: each pass
-    over a row loads 4 input rows and updates 4 output rows with 16 multiply-adds; the
-    first pass writes bias + products, the others add. Inputs are taken 4 at a time: the
-    IN rows past n_in (up to the next multiple of 4) are the layout's zero padding, and
-    their weights are taken as 0."""
+
+@kernel(internal=True)
+def _activation_rows(sizes, l):
+    """First tile row of layer l's activations (l = 0: the inputs)."""
+    r = 0
+    for i in range(l):
+        r += _pad4(sizes[i] + 1)
+    return r
+
+
+@kernel(internal=True)
+def _error_rows(sizes, l):
+    """First tile row of layer l's error (l >= 1)."""
+    r = _activation_rows(sizes, sizes.shape[0])
+    for i in range(1, l):
+        r += _pad4(sizes[i])
+    return r
+
+
+@kernel(internal=True)
+def _packed_layer(sizes, l):
+    """(start of layer l's forward panels, of its padded biases, of its backward panels)."""
+    f = 0
+    for i in range(1, l):
+        f += _pad4(sizes[i]) * (sizes[i - 1] + 1) + _pad4(sizes[i - 1]) * sizes[i]
+    b = f + _pad4(sizes[l]) * sizes[l - 1]
+    return f, b, b + _pad4(sizes[l])
+
+
+@kernel(internal=True)
+def _weight_offset(sizes, l):
+    """Start of W_l in params."""
+    w = 0
+    for i in range(1, l):
+        w += (sizes[i - 1] + 1) * sizes[i]
+    return w
+
+
+def packed_size(sizes):
+    """Length of the packed-weights buffer for a net of these sizes."""
+    return sum(-(-o // 4) * 4 * (i + 1) + -(-i // 4) * 4 * o
+               for i, o in zip(sizes[:-1], sizes[1:]))
+
+
+def tile_rows(sizes):
+    """Rows of the tile buffer for a net of these sizes."""
+    sizes = [int(s) for s in sizes]
+    return (sum(-(-(s + 1) // 4) * 4 for s in sizes) + sum(-(-s // 4) * 4 for s in sizes[1:])
+            + sizes[-1])
+
+
+@kernel(internal=True)
+def _pack(params, sizes, packed, backward):
+    """The packed weights of every layer (see the module docstring); backward panels only
+    when ``backward``."""
     zero = params.dtype.type(0.0)
-    o = 0
-    while o < n_out:
-        r = cout + o
-        if n_out - o >= 4:
-            if b >= 0:
-                b0 = params[b + o]
-                b1 = params[b + o + 1]
-                b2 = params[b + o + 2]
-                b3 = params[b + o + 3]
-            else:
-                b0 = b1 = b2 = b3 = zero
+    for l in range(1, sizes.shape[0]):
+        n_in = sizes[l - 1]
+        n_out = sizes[l]
+        w = _weight_offset(sizes, l)
+        f, b, g = _packed_layer(sizes, l)
+        for o in range(0, n_out, 4):
+            for q in range(n_in):
+                for j in range(4):
+                    packed[f + o * n_in + 4 * q + j] = (params[w + q * n_out + o + j]
+                                                        if o + j < n_out else zero)
+        for o in range(_pad4(n_out)):
+            packed[b + o] = params[w + n_in * n_out + o] if o < n_out else zero
+        if backward:
             for q in range(0, n_in, 4):
-                p = w + o * so + q * sq
-                w00 = w01 = w02 = w03 = w10 = w11 = w12 = w13 = zero
-                w20 = w21 = w22 = w23 = w30 = w31 = w32 = w33 = zero
-                w00 = params[p]
-                w10 = params[p + so]
-                w20 = params[p + 2 * so]
-                w30 = params[p + 3 * so]
-                if q + 1 < n_in:
-                    p += sq
-                    w01 = params[p]
-                    w11 = params[p + so]
-                    w21 = params[p + 2 * so]
-                    w31 = params[p + 3 * so]
-                if q + 2 < n_in:
-                    p += sq
-                    w02 = params[p]
-                    w12 = params[p + so]
-                    w22 = params[p + 2 * so]
-                    w32 = params[p + 3 * so]
-                if q + 3 < n_in:
-                    p += sq
-                    w03 = params[p]
-                    w13 = params[p + so]
-                    w23 = params[p + 2 * so]
-                    w33 = params[p + 3 * so]
-                i = cin + q
-                first = q == 0
-                for t in range(mt):
-                    a0 = IN[i, t]
-                    a1 = IN[i + 1, t]
-                    a2 = IN[i + 2, t]
-                    a3 = IN[i + 3, t]
-                    z0 = b0 if first else OUT[r, t]
-                    z1 = b1 if first else OUT[r + 1, t]
-                    z2 = b2 if first else OUT[r + 2, t]
-                    z3 = b3 if first else OUT[r + 3, t]
-                    OUT[r, t] = z0 + (w00 * a0 + w01 * a1 + w02 * a2 + w03 * a3)
-                    OUT[r + 1, t] = z1 + (w10 * a0 + w11 * a1 + w12 * a2 + w13 * a3)
-                    OUT[r + 2, t] = z2 + (w20 * a0 + w21 * a1 + w22 * a2 + w23 * a3)
-                    OUT[r + 3, t] = z3 + (w30 * a0 + w31 * a1 + w32 * a2 + w33 * a3)
-            o += 4
+                for o in range(n_out):
+                    for i in range(4):
+                        packed[g + q * n_out + 4 * o + i] = (params[w + (q + i) * n_out + o]
+                                                             if q + i < n_in else zero)
+
+
+@kernel
+def prepare_tile(sizes, tile):
+    """Writes the rows of a tile buffer that no stage writes: each layer's row of ones and
+    zero rows, the zero rows of the output error. Once per buffer (``workspace`` does)."""
+    zero = tile.dtype.type(0.0)
+    one = tile.dtype.type(1.0)
+    L = sizes.shape[0] - 1
+    for l in range(L + 1):
+        r = _activation_rows(sizes, l)
+        for u in range(sizes[l], _pad4(sizes[l] + 1)):
+            for t in range(tile.shape[1]):
+                tile[r + u, t] = one if u == sizes[l] else zero
+    r = _error_rows(sizes, L)
+    for u in range(sizes[L], _pad4(sizes[L])):
+        for t in range(tile.shape[1]):
+            tile[r + u, t] = zero
+
+
+# --- loading a tile ---------------------------------------------------------------------
+
+
+@kernel(internal=True)
+def _load_rows(X, order, gather, r0, m, tile, row, width):
+    """tile[row + k, t] = X[i_t, k] for t < m, 0 up to width; i_t = order[r0 + t] when
+    ``gather``, else r0 + t. Feature by feature: each loop writes one tile row."""
+    zero = tile.dtype.type(0.0)
+    for k in range(X.shape[1]):
+        if gather:
+            for t in range(m):
+                tile[row + k, t] = X[order[r0 + t], k]
         else:
-            b0 = params[b + o] if b >= 0 else zero
-            for q in range(0, n_in, 4):
-                p = w + o * so + q * sq
-                w0 = params[p]
-                w1 = params[p + sq] if q + 1 < n_in else zero
-                w2 = params[p + 2 * sq] if q + 2 < n_in else zero
-                w3 = params[p + 3 * sq] if q + 3 < n_in else zero
-                i = cin + q
-                first = q == 0
-                for t in range(mt):
-                    z0 = b0 if first else OUT[r, t]
-                    OUT[r, t] = z0 + (w0 * IN[i, t] + w1 * IN[i + 1, t] + w2 * IN[i + 2, t]
-                                      + w3 * IN[i + 3, t])
-            o += 1
+            for t in range(m):
+                tile[row + k, t] = X[r0 + t, k]
+        for t in range(m, width):
+            tile[row + k, t] = zero
+
+
+# --- the stages -------------------------------------------------------------------------
+
+
+@kernel(internal=True, inline="always")
+def _block(packed, p, n, IN, r, t):
+    """The 4 x 3-vector block: sum over i < n of packed[p + 4 i + j] * IN[r + i, t + v V]
+    for unit j < 4 and vector v < 3, in 12 registers."""
+    V = lanes(IN)
+    c00 = c01 = c02 = c10 = c11 = c12 = broadcast(IN.dtype.type(0.0))
+    c20 = c21 = c22 = c30 = c31 = c32 = c00
+    for i in range(n):
+        x0 = load(IN, r + i, t)
+        x1 = load(IN, r + i, t + V)
+        x2 = load(IN, r + i, t + 2 * V)
+        w = broadcast(packed[p])
+        c00 = fma(w, x0, c00)
+        c01 = fma(w, x1, c01)
+        c02 = fma(w, x2, c02)
+        w = broadcast(packed[p + 1])
+        c10 = fma(w, x0, c10)
+        c11 = fma(w, x1, c11)
+        c12 = fma(w, x2, c12)
+        w = broadcast(packed[p + 2])
+        c20 = fma(w, x0, c20)
+        c21 = fma(w, x1, c21)
+        c22 = fma(w, x2, c22)
+        w = broadcast(packed[p + 3])
+        c30 = fma(w, x0, c30)
+        c31 = fma(w, x1, c31)
+        c32 = fma(w, x2, c32)
+        p += 4
+    return c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32
+
+
+@kernel(internal=True, inline="always")
+def _store_activated(OUT, r, t, code, b, c0, c1, c2):
+    """OUT[r, t:t + 3V] = f(c + b)."""
+    V = lanes(OUT)
+    store(OUT, r, t, activate(code, c0 + b))
+    store(OUT, r, t + V, activate(code, c1 + b))
+    store(OUT, r, t + 2 * V, activate(code, c2 + b))
 
 
 @kernel(internal=True)
-def _weight_gradient(A, cp, n_in, D, c, n_out, grad, w, b, mt):
-    """grad[b + j] += sum_t D[c + j, t]; grad[w + k n_out + j] += sum_t A[cp + k, t]
-    D[c + j, t]. Blocks of 2 inputs x 4 outputs, 8 running sums per pass over the
-    tile; the padding rows (zeros) complete the blocks, and their sums are dropped."""
-    zero = A.dtype.type(0.0)
-    for j in range(n_out):
-        s = zero
-        for t in range(mt):
-            s += D[c + j, t]
-        grad[b + j] += s
-    for k in range(0, n_in, 2):
-        i = cp + k
-        g = w + k * n_out
-        two = k + 1 < n_in
-        for j in range(0, n_out, 4):
-            d = c + j
+def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width):
+    """OUT[r_out + o] = f(b_o + sum_q W[q, o] IN[r_in + q]) for o < n_out, columns < width
+    (f: the activation ``code``; IDENTITY keeps the logits)."""
+    S = 3 * lanes(IN)
+    for o in range(0, n_out, 4):
+        p = f + o * n_in
+        b0 = broadcast(packed[b + o])
+        b1 = broadcast(packed[b + o + 1])
+        b2 = broadcast(packed[b + o + 2])
+        b3 = broadcast(packed[b + o + 3])
+        r = r_out + o
+        for t in range(0, width, S):
+            c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(
+                packed, p, n_in, IN, r_in, t)
+            _store_activated(OUT, r, t, code, b0, c00, c01, c02)
+            if o + 1 < n_out:
+                _store_activated(OUT, r + 1, t, code, b1, c10, c11, c12)
+            if o + 2 < n_out:
+                _store_activated(OUT, r + 2, t, code, b2, c20, c21, c22)
+            if o + 3 < n_out:
+                _store_activated(OUT, r + 3, t, code, b3, c30, c31, c32)
+
+
+@kernel(internal=True, inline="always")
+def _store_error(tile, e, a, t, code, c0, c1, c2):
+    """tile[e, t:t + 3V] = c * f'(z), from the activations tile[a] = f(z)."""
+    V = lanes(tile)
+    store(tile, e, t, derivative_times(code, load(tile, a, t), c0))
+    store(tile, e, t + V, derivative_times(code, load(tile, a, t + V), c1))
+    store(tile, e, t + 2 * V, derivative_times(code, load(tile, a, t + 2 * V), c2))
+
+
+@kernel(internal=True)
+def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_prev, width):
+    """The error of the layer below: tile[r_prev + q] = f'(z_q) * sum_o W[q, o]
+    tile[r_err + o], f'(z_q) from the activations at tile[r_act + q]; all pad4(n_in)
+    rows (the padding rows come out 0: their weights are 0)."""
+    S = 3 * lanes(tile)
+    for q in range(0, n_in, 4):
+        p = g + q * n_out
+        for t in range(0, width, S):
+            c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(
+                packed, p, n_out, tile, r_err, t)
+            e = r_prev + q
+            a = r_act + q
+            _store_error(tile, e, a, t, code, c00, c01, c02)
+            _store_error(tile, e + 1, a + 1, t, code, c10, c11, c12)
+            _store_error(tile, e + 2, a + 2, t, code, c20, c21, c22)
+            _store_error(tile, e + 3, a + 3, t, code, c30, c31, c32)
+
+
+@kernel(internal=True)
+def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width):
+    """grad[w + q n_out + o] += sum_t tile[r_act + q, t] tile[r_err + o, t] for q <= n_in,
+    o < n_out: dW, and (q = n_in, the row of ones) db. Blocks of 2 inputs x 4 outputs, 8
+    vector sums over the tile's columns, added up lane by lane at the end."""
+    V = lanes(tile)
+    zero = broadcast(tile.dtype.type(0.0))
+    for q in range(0, n_in + 1, 2):
+        for o in range(0, n_out, 4):
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-            for t in range(mt):
-                a0 = A[i, t]
-                a1 = A[i + 1, t]
-                d0 = D[d, t]
-                d1 = D[d + 1, t]
-                d2 = D[d + 2, t]
-                d3 = D[d + 3, t]
-                s00 += a0 * d0
-                s01 += a0 * d1
-                s02 += a0 * d2
-                s03 += a0 * d3
-                s10 += a1 * d0
-                s11 += a1 * d1
-                s12 += a1 * d2
-                s13 += a1 * d3
-            grad[g + j] += s00
-            if j + 1 < n_out:
-                grad[g + j + 1] += s01
-            if j + 2 < n_out:
-                grad[g + j + 2] += s02
-            if j + 3 < n_out:
-                grad[g + j + 3] += s03
-            if two:
-                grad[g + n_out + j] += s10
-                if j + 1 < n_out:
-                    grad[g + n_out + j + 1] += s11
-                if j + 2 < n_out:
-                    grad[g + n_out + j + 2] += s12
-                if j + 3 < n_out:
-                    grad[g + n_out + j + 3] += s13
+            for t in range(0, width, V):
+                a0 = load(tile, r_act + q, t)
+                a1 = load(tile, r_act + q + 1, t)
+                d = load(tile, r_err + o, t)
+                s00 = fma(a0, d, s00)
+                s10 = fma(a1, d, s10)
+                d = load(tile, r_err + o + 1, t)
+                s01 = fma(a0, d, s01)
+                s11 = fma(a1, d, s11)
+                d = load(tile, r_err + o + 2, t)
+                s02 = fma(a0, d, s02)
+                s12 = fma(a1, d, s12)
+                d = load(tile, r_err + o + 3, t)
+                s03 = fma(a0, d, s03)
+                s13 = fma(a1, d, s13)
+            _add_sums(grad, w + q * n_out + o, n_out - o, s00, s01, s02, s03)
+            if q + 1 <= n_in:
+                _add_sums(grad, w + (q + 1) * n_out + o, n_out - o, s10, s11, s12, s13)
+
+
+@kernel(internal=True, inline="always")
+def _add_sums(grad, i, left, s0, s1, s2, s3):
+    """grad[i + j] += the lane sum of s_j, for j < min(4, left)."""
+    grad[i] += hsum(s0)
+    if left > 1:
+        grad[i + 1] += hsum(s1)
+    if left > 2:
+        grad[i + 2] += hsum(s2)
+    if left > 3:
+        grad[i + 3] += hsum(s3)
 
 
 @kernel(internal=True)
-def _tile_output(Z, A, D, Yt, weight, c, k, scale, mt):
-    """Output layer of a training tile: A = sigmoid(z), D = (A - y) * scale * weight[t];
-    returns sum_t weight[t] * BCE(sigmoid(z), y) (summed per tile row in the tile's
-    precision, then in float64).
+def _output_error(tile, r_z, r_err, r_y, k, m, width, scale):
+    """From the logits z at tile[r_z + j]: the error of the loss at z, (sigmoid(z) - y) *
+    scale, into tile[r_err + j] (0 past m samples); returns the BCE summed over the m
+    samples and k outputs.
 
-    One exp(-|z|) serves all three. BCE is softplus(s), s = z for y = 0 and s = -z for
-    y = 1 (no z - z y for fastmath to cancel); p - y for y = 1 is -sigmoid(-z), which does
-    not cancel either."""
-    zero = Z.dtype.type(0.0)
-    one = Z.dtype.type(1.0)
-    sc = Z.dtype.type(scale)
+    One exp(-|z|) serves both. BCE is softplus(s), s = z for y = 0 and s = -z for y = 1
+    (no z - z y for fastmath to cancel); p - y for y = 1 is -sigmoid(-z), which does not
+    cancel either. Summed per row in the tile's precision (a float64 sum did not
+    vectorize), then in float64."""
+    zero = tile.dtype.type(0.0)
+    one = tile.dtype.type(1.0)
+    sc = tile.dtype.type(scale)
     total = 0.0
     for j in range(k):
-        r = c + j
-        row_total = zero  # in the tile's precision: a float64 sum here did not vectorize
-        for t in range(mt):
-            z = Z[r, t]
+        row_total = zero
+        for t in range(m):
+            z = tile[r_z + j, t]
             e = exp_neg(-abs(z))
             inv = one / (one + e)
             ei = e * inv
             pos = z >= zero
-            p = inv if pos else ei
-            q = ei if pos else inv
-            y1 = Yt[j, t] == one
+            y1 = tile[r_y + j, t] == one
             s = -z if y1 else z
-            wt = weight[t]
-            row_total += wt * ((s if s > zero else zero) + log1p_unit(e))  # noqa: FURB136
-            A[r, t] = p
-            D[r, t] = (-q if y1 else p) * (sc * wt)
+            row_total += (s if s > zero else zero) + log1p_unit(e)  # noqa: FURB136
+            tile[r_err + j, t] = (-(ei if pos else inv) if y1 else (inv if pos else ei)) * sc
+        for t in range(m, width):
+            tile[r_err + j, t] = zero
         total += row_total
     return total
 
 
 @kernel(internal=True)
-def _load_tile(X, Y, rows, r0, m, A, Yt, weight, mt, labels):
-    """The tile's inputs A[k, t] = X[i_t, k] and, when ``labels``, Yt[j, t] = Y[i_t, j]
-    and weight[t] = 1, for t < m; 0 for m <= t < mt. i_t = rows[r0 + t], or r0 + t when
-    rows is empty. Feature by feature, so each loop writes one contiguous tile row."""
-    zero = A.dtype.type(0.0)
-    one = A.dtype.type(1.0)
-    gather = rows.shape[0] > 0
-    for k in range(X.shape[1]):
-        if gather:
-            for t in range(m):
-                A[k, t] = X[rows[r0 + t], k]
-        else:
-            for t in range(m):
-                A[k, t] = X[r0 + t, k]
-        for t in range(m, mt):
-            A[k, t] = zero
-    if labels:
-        for j in range(Y.shape[1]):
-            if gather:
-                for t in range(m):
-                    Yt[j, t] = Y[rows[r0 + t], j]
-            else:
-                for t in range(m):
-                    Yt[j, t] = Y[r0 + t, j]
-            for t in range(m, mt):
-                Yt[j, t] = zero
-        for t in range(mt):
-            weight[t] = one if t < m else zero
+def _forward_tile(packed, sizes, code, out_code, tile, width):
+    """Every layer of the tile's samples, into the tile's activation rows; the output
+    layer gets ``out_code`` (SIGMOID: probabilities, IDENTITY: logits)."""
+    L = sizes.shape[0] - 1
+    r_in = 0
+    for l in range(1, L + 1):
+        r_out = r_in + _pad4(sizes[l - 1] + 1)
+        f, b, _ = _packed_layer(sizes, l)
+        _dense_forward(packed, f, b, sizes[l - 1], sizes[l], code if l < L else out_code,
+                       tile, r_in, tile, r_out, width)
+        r_in = r_out
+
+
+@kernel(internal=True)
+def _backward_tile(packed, sizes, code, tile, width, grad):
+    """From the output error in the tile: every layer's error and grad += dW, db."""
+    L = sizes.shape[0] - 1
+    for l in range(L, 0, -1):
+        r_act = _activation_rows(sizes, l - 1)
+        r_err = _error_rows(sizes, l)
+        _weight_gradient(tile, r_act, sizes[l - 1], r_err, sizes[l], grad,
+                         _weight_offset(sizes, l), width)
+        if l > 1:
+            _, _, g = _packed_layer(sizes, l)
+            _dense_backward(packed, g, sizes[l - 1], sizes[l], code, tile, r_err, r_act,
+                            _error_rows(sizes, l - 1), width)
+
+
+@kernel(internal=True)
+def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, scale,
+           with_gradient):
+    """scale * the summed BCE of the samples i_s = order[s] (gather) or s, for s in
+    [start, stop); with_gradient: grad = scale * its gradient (overwritten). The weights
+    come packed (``_pack``)."""
+    L = sizes.shape[0] - 1
+    k = sizes[L]
+    T = tile.shape[1]
+    S = 3 * lanes(tile)
+    r_z = _activation_rows(sizes, L)
+    r_err = _error_rows(sizes, L)
+    r_y = r_err + _pad4(k)
+    if with_gradient:
+        for p in range(grad.shape[0]):
+            grad[p] = 0.0
+    total = 0.0
+    for r0 in range(start, stop, T):
+        m = stop - r0 if stop - r0 < T else T  # noqa: FURB136
+        width = (m + S - 1) // S * S
+        _load_rows(X, order, gather, r0, m, tile, 0, width)
+        _load_rows(Y, order, gather, r0, m, tile, r_y, width)
+        _forward_tile(packed, sizes, code, IDENTITY, tile, width)
+        total += _output_error(tile, r_z, r_err, r_y, k, m, width, scale)
+        if with_gradient:
+            _backward_tile(packed, sizes, code, tile, width, grad)
+    return total * scale
+
+
+# --- njit-callable entry points (the public kernel API) ---------------------------------
 
 
 @kernel
-def _engine(mode, params, sizes, code, X, Y, rows, out, Zt, At, grad, scale, lr, epochs,
-            batch_size, state, perms, history, ws):
-    """Every kernel in one compiled function (see the module docstring); ``mode``:
-
-    M_FORWARD  out = probabilities of X; returns a FORWARD_* status, X and params
-               checked before anything is computed, the outputs after (the caller
-               raises; one pass instead of three NumPy calls, which cost more than a
-               256-sample forward pass)
-    M_TRACE    Zt, At = every layer's z and a for X (n, U), U = sum(sizes[1:])
-    M_LOSS     returns the mean BCE of (X, Y) (scale = 1 / Y.size)
-    M_BACKWARD grad = the gradient of the mean BCE from a trace (Zt, At) of X
-    M_GRAD     grad = the gradient of the loss of X[rows], Y[rows] times scale; returns
-               that loss times scale
-    M_TRAIN    ``train``: rows = 0..n-1 (permuted in place), grad has room for 2 P
-               values (the gradient, then the epoch's starting parameters); returns the
-               failed epoch or -1
-
-    ws is the tile workspace, ``_workspace``: (4, >= S, TILE), S the padded unit count.
-
-    Tile rows: layer l's units start at row sum(pad(sizes[:l])), pad(s) = s rounded up
-    to a multiple of 4; the padding rows stay 0 (the dense blocks read them).
-    Helpers get no integer constants as arguments (np.int64(1), not 1): numba would
-    compile a separate copy of the helper for each literal value.
-    """
+def forward_into(params, sizes, code, X, out, packed, tile):
+    """out (n, sizes[-1]) = the output probabilities of X (n, sizes[0]). Returns
+    FORWARD_OK, FORWARD_BAD_X / FORWARD_BAD_PARAMS (NaN or inf found before anything was
+    computed, out not written) or FORWARD_OVERFLOW (an output is not finite).
+    packed, tile: ``workspace(sizes, dtype)`` (or buffers of ``packed_size(sizes)`` and
+    (``tile_rows(sizes)``, TILE[dtype]) elements, the tile prepared by ``prepare_tile``)."""
+    if not all_finite(X.reshape(X.size)):
+        return FORWARD_BAD_X
+    if not all_finite(params):
+        return FORWARD_BAD_PARAMS
+    n = X.shape[0]
     L = sizes.shape[0] - 1
-    S = 0
-    for l in range(L + 1):
-        S += (sizes[l] + 3) // 4 * 4
-    n_in = sizes[0]
     k = sizes[L]
-    c_out = S - (k + 3) // 4 * 4
+    T = tile.shape[1]
+    S = 3 * lanes(tile)
+    _pack(params, sizes, packed, False)
+    r_out = _activation_rows(sizes, L)
+    n_bad = 0
+    for r0 in range(0, n, T):
+        m = n - r0 if n - r0 < T else T  # noqa: FURB136
+        width = (m + S - 1) // S * S
+        _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
+        _forward_tile(packed, sizes, code, SIGMOID, tile, width)
+        for j in range(k):
+            for t in range(m):
+                v = tile[r_out + j, t]
+                n_bad += 0 if is_finite(v) else 1
+                out[r0 + t, j] = v
+    return FORWARD_OK if n_bad == 0 else FORWARD_OVERFLOW
+
+
+@kernel
+def trace_into(params, sizes, code, X, Z, A, packed, tile):
+    """Z, A (n, sum(sizes[1:])) = every layer's z and a for X; layer l's columns start at
+    sum(sizes[1:l]); the last layer's a is the probability."""
+    n = X.shape[0]
+    L = sizes.shape[0] - 1
+    T = tile.shape[1]
+    S = 3 * lanes(tile)
+    V = lanes(tile)
+    _pack(params, sizes, packed, False)
+    for r0 in range(0, n, T):
+        m = n - r0 if n - r0 < T else T  # noqa: FURB136
+        width = (m + S - 1) // S * S
+        _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
+        r_in = 0
+        u = 0
+        for l in range(1, L + 1):
+            r_out = r_in + _pad4(sizes[l - 1] + 1)
+            f, b, _ = _packed_layer(sizes, l)
+            _dense_forward(packed, f, b, sizes[l - 1], sizes[l], IDENTITY, tile, r_in, tile,
+                           r_out, width)
+            act = code if l < L else SIGMOID
+            for j in range(sizes[l]):
+                for t in range(m):
+                    Z[r0 + t, u + j] = tile[r_out + j, t]
+                for t in range(0, width, V):
+                    store(tile, r_out + j, t, activate(act, load(tile, r_out + j, t)))
+                for t in range(m):
+                    A[r0 + t, u + j] = tile[r_out + j, t]
+            u += sizes[l]
+            r_in = r_out
+
+
+@kernel
+def loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile, with_gradient):
+    """The mean BCE of the samples X[rows], Y[rows] (all of X, Y when rows is empty),
+    returned; with_gradient: its gradient into grad (like params, overwritten)."""
+    gather = rows.shape[0] > 0
+    n = rows.shape[0] if gather else X.shape[0]
+    if n == 0:
+        return math.nan
+    _pack(params, sizes, packed, with_gradient)
+    return _batch(packed, sizes, code, X, Y, rows, gather, 0, n, grad, tile,
+                  1.0 / (n * sizes[sizes.shape[0] - 1]), with_gradient)
+
+
+@kernel
+def fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms, history, work,
+             order, packed, tile):
+    """Mini-batch SGD for ``epochs`` epochs; history[e] = the mean of the batch losses
+    measured before each update in epoch e.
+
+    Sample order per epoch: perms[e] when perms has rows, else a minstd permutation when
+    state > 0, else 0..n-1 (no gather). work: 2 P scratch values (the gradient, the
+    epoch's starting parameters); order: n int64 scratch. Returns -1, or the epoch in
+    which the loss or the parameters became non-finite (params are then restored to
+    that epoch's start)."""
+    n = X.shape[0]
     P = params.shape[0]
-    unit = np.int64(1)
-    no_bias = np.int64(-1)
-    zero = params.dtype.type(0)
-    # ws (4, >= S, TILE): Z, A, D, and the labels Yt (rows < k) and weights (row S - 1,
-    # free as k < S) of a tile. Only the padding rows must be 0 (nothing else is read
-    # before it is written in the same tile): clear them, ws may come from another net.
-    if mode == M_FORWARD:
-        if not all_finite(X.reshape(X.size)):
-            return float(FORWARD_BAD_X)
-        if not all_finite(params):
-            return float(FORWARD_BAD_PARAMS)
-    n_bad = 0  # M_FORWARD: outputs that are not finite
-    training = mode == M_TRAIN
-    if training:
-        n = X.shape[0]
-        n_epochs = epochs
-        batch = batch_size
-    else:
-        n = rows.shape[0] if mode == M_GRAD else X.shape[0]
-        n_epochs = 1
-        batch = n if n > 0 else 1
-    widest = batch if batch < TILE else TILE  # noqa: FURB136 (widest tile)
-    c = 0
-    for l in range(L + 1):
-        for u in range(c + sizes[l], c + (sizes[l] + 3) // 4 * 4):
-            for a in range(3):
-                for t in range((widest + 7) // 8 * 8):
-                    ws[a, u, t] = zero
-        c += (sizes[l] + 3) // 4 * 4
-    Z = ws[0]
-    A = ws[1]
-    D = ws[2]
-    Yt = ws[3]
-    weight = ws[3, S - 1]
-    order = rows  # M_TRAIN: 0..n-1, permuted in place; M_GRAD: the rows; else empty
-    for epoch in range(n_epochs):
-        if training:
-            for p in range(P):  # grad[P:] keeps the epoch's starting parameters
-                grad[P + p] = params[p]
-            if perms.shape[0] > 0:
-                for i in range(n):
-                    order[i] = perms[epoch, i]
-            elif state > 0:
-                state = minstd_permutation(order, state)
-        epoch_total = 0.0
+    k = sizes[sizes.shape[0] - 1]
+    grad = work[:P]
+    saved = work[P:2 * P]
+    shuffled = perms.shape[0] > 0 or state > 0
+    for epoch in range(epochs):
+        for p in range(P):
+            saved[p] = params[p]
+        if perms.shape[0] > 0:
+            for i in range(n):
+                order[i] = perms[epoch, i]
+        elif state > 0:
+            state = minstd_permutation(order, state)
+        total = 0.0
         n_batches = 0
         finite = True
-        for start in range(0, n, batch):
-            stop = start + batch if start + batch < n else n  # noqa: FURB136
-            if training:
-                scale = 1.0 / ((stop - start) * k)
-            if mode >= M_BACKWARD:
-                for p in range(P):
-                    grad[p] = zero
-            total = 0.0
-            for r0 in range(start, stop, TILE):
-                m = stop - r0 if stop - r0 < TILE else TILE  # noqa: FURB136
-                mt = (m + 7) // 8 * 8  # columns computed: m rounded up to a vector
-                _load_tile(X, Y, order, r0, m, A, Yt, weight, mt, mode >= M_LOSS)
-                if mode == M_BACKWARD:  # z and a from the trace
-                    u = 0
-                    c = (n_in + 3) // 4 * 4
-                    for l in range(1, L + 1):
-                        for j in range(sizes[l]):
-                            for t in range(mt):
-                                Z[c + j, t] = Zt[r0 + t, u + j] if t < m else zero
-                                A[c + j, t] = At[r0 + t, u + j] if t < m else zero
-                        u += sizes[l]
-                        c += (sizes[l] + 3) // 4 * 4
-                else:  # forward pass
-                    w = np.int64(0)  # not 0: a literal would compile another _dense
-                    cp = np.int64(0)
-                    for l in range(1, L + 1):
-                        nin = sizes[l - 1]
-                        nout = sizes[l]
-                        c = cp + (nin + 3) // 4 * 4
-                        _dense(params, w, unit, nout, w + nin * nout, nout, nin, A, cp, Z, c, mt)
-                        act = code if l < L else 0  # sigmoid output
-                        for j in range(nout):
-                            activate_row(act, Z, A, c + j, mt)
-                        w += nin * nout + nout
-                        cp = c
-                if mode == M_FORWARD:
-                    for j in range(k):
-                        for t in range(m):
-                            n_bad += 0 if is_finite(A[c_out + j, t]) else 1
-                    if k == 1:
-                        for t in range(m):
-                            out[r0 + t, 0] = A[c_out, t]
-                    else:
-                        for t in range(m):
-                            for j in range(k):
-                                out[r0 + t, j] = A[c_out + j, t]
-                    continue
-                if mode == M_TRACE:
-                    u = 0
-                    c = (n_in + 3) // 4 * 4
-                    for l in range(1, L + 1):
-                        for j in range(sizes[l]):
-                            for t in range(m):
-                                Zt[r0 + t, u + j] = Z[c + j, t]
-                                At[r0 + t, u + j] = A[c + j, t]
-                        u += sizes[l]
-                        c += (sizes[l] + 3) // 4 * 4
-                    continue
-                total += _tile_output(Z, A, D, Yt, weight, c_out, k, scale, mt)
-                if mode == M_LOSS:
-                    continue
-                # backward pass: D's output rows hold the scaled output error
-                w = P
-                c = c_out
-                for l in range(L, 0, -1):
-                    nin = sizes[l - 1]
-                    nout = sizes[l]
-                    w -= nin * nout + nout
-                    cp = c - (nin + 3) // 4 * 4
-                    _weight_gradient(A, cp, nin, D, c, nout, grad, w, w + nin * nout, mt)
-                    if l > 1:
-                        _dense(params, w, nout, unit, no_bias, nin, nout, D, c, D, cp, mt)
-                        for j in range(nin):
-                            multiply_derivative_row(code, Z, A, D, cp + j, mt)
-                    c = cp
-            if mode == M_FORWARD:
-                return float(FORWARD_OK if n_bad == 0 else FORWARD_OVERFLOW)
-            if not training:
-                return total * scale
-            batch_loss = total * scale
-            epoch_total += batch_loss
+        for start in range(0, n, batch_size):
+            stop = start + batch_size if start + batch_size < n else n  # noqa: FURB136
+            _pack(params, sizes, packed, True)
+            batch_loss = _batch(packed, sizes, code, X, Y, order, shuffled, start, stop, grad,
+                                tile, 1.0 / ((stop - start) * k), True)
+            total += batch_loss
             n_batches += 1
             if not is_finite(batch_loss):
                 finite = False
                 break
             sgd_step(params, grad, lr)
-        if not training:
-            return 0.0  # no rows
-        history[epoch] = epoch_total / n_batches
+        history[epoch] = total / n_batches
         if not (finite and all_finite(params)):
             for p in range(P):
-                params[p] = grad[P + p]
-            return epoch + 0.0
-    return -1.0
+                params[p] = saved[p]
+            return epoch
+    return -1
 
 
-# --- the public kernels -----------------------------------------------------------------
+# --- Python side: workspaces and the functions MLP calls ---------------------------------
+
 
 class _PerThread(threading.local):
     def __init__(self):
-        self.spaces = {}  # dtype char -> tile workspace
-        self.buffers = {}  # scratch arrays of the wide path, see _buffer
+        self.spaces = {}  # (dtype char, sizes bytes) -> (packed, tile)
 
 
 _local = _PerThread()
-_shapes = {}  # sizes.tobytes() -> (padded unit count S, most weights in one layer)
-_dummies = {}
+_shapes = {}  # sizes.tobytes() -> (packed size, tile rows)
 
 
-def _shape(sizes):
-    """(S, widest) of a net: its padded tile rows and its largest fan_in * fan_out."""
-    key = sizes.tobytes()
-    info = _shapes.get(key)
-    if info is None:
-        widths = [int(s) for s in sizes]
-        info = _shapes[key] = (sum((s + 3) // 4 * 4 for s in widths),
-                               max(a * b for a, b in zip(widths[:-1], widths[1:])))
-    return info
-
-
-def _workspace(dtype, sizes):
-    """This thread's tile workspace for dtype, with room for the padded units of sizes.
-    Kept between calls: allocating (and page-faulting) it per call cost more than a
-    small forward pass."""
-    S = _shape(sizes)[0]
-    ws = _local.spaces.get(dtype.char)
-    if ws is None or ws.shape[1] < S:
-        ws = _local.spaces[dtype.char] = np.empty((4, S, TILE + ROW_PAD), dtype=dtype)
+def workspace(sizes, dtype):
+    """(packed, tile): the scratch buffers the ``*_into`` kernels take for a net of these
+    sizes and dtype. Kept per thread and reused: allocating (and page-faulting) them per
+    call cost more than a small forward pass."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    dtype = np.dtype(dtype)
+    key = (dtype.char, sizes.tobytes())
+    ws = _local.spaces.get(key)
+    if ws is None:
+        if len(_local.spaces) > 16:
+            _local.spaces.clear()
+        shape = _shapes.get(key[1])
+        if shape is None:
+            shape = _shapes[key[1]] = (packed_size(sizes.tolist()), tile_rows(sizes))
+        ws = (np.zeros(shape[0], dtype), np.zeros((shape[1], TILE[dtype]), dtype))
+        prepare_tile(sizes, ws[1])
+        _local.spaces[key] = ws
     return ws
-
-
-def _placeholders(dtype):
-    """(2-D, rows, 1-D, permutations, history, lr) placeholders of dtype for the engine
-    arguments a mode does not use (never written)."""
-    found = _dummies.get(dtype.char)
-    if found is None:
-        dt = np.dtype(dtype)
-        found = _dummies[dtype.char] = (
-            np.empty((0, 1), dt), np.empty(0, np.int64), np.empty(0, dt),
-            np.empty((0, 0), np.int64), np.empty(0, np.float64), dt.type(0))
-    return found
 
 
 def _writable(a):
     """a, or a copy of it if it is read-only: a read-only array is another numba type,
-    hence another (slow) compile of the engine, and one that cannot train."""
+    hence another (slow) compile, and one that cannot train."""
     return a if a.flags.writeable else a.copy()
 
 
-def _run(mode, params, sizes, code, X, Y=None, rows=None, out=None, Zt=None, At=None,
-         grad=None, scale=0.0):
-    """The engine in a non-training mode, placeholders for what the mode does not use."""
-    M2, I1, G1, I2, H1, lr0 = _placeholders(params.dtype)
-    return _engine(mode, _writable(params), sizes, code, _writable(X),
-                   M2 if Y is None else _writable(Y), I1 if rows is None else rows,
-                   M2 if out is None else out, M2 if Zt is None else Zt,
-                   M2 if At is None else At, G1 if grad is None else grad, scale, lr0, 0, 1,
-                   0, I2, H1, _workspace(params.dtype, sizes))
+_NO_ROWS = np.empty(0, np.int64)
 
 
 def forward(params, sizes, code, X, out):
-    """Output probabilities of every row of X into out (n, sizes[-1]); returns a status:
-    FORWARD_OK, or FORWARD_BAD_X / FORWARD_BAD_PARAMS (NaN or inf found before anything
-    was computed, out left unwritten) or FORWARD_OVERFLOW (an output is not finite).
-    Serial (BLAS may use its threads for wide layers)."""
-    if _is_wide(sizes, X.shape[0]):
-        if not np.isfinite(X).all():
-            return FORWARD_BAD_X
-        if not np.isfinite(params).all():
-            return FORWARD_BAD_PARAMS
-        out[...] = _wide_forward(params, sizes, code, X)[-1][1]
-        return FORWARD_OK if np.isfinite(out).all() else FORWARD_OVERFLOW
-    # spelled out, not _run: the latency of small calls matters here
-    dtype = params.dtype
-    M2, I1, G1, I2, H1, lr0 = _placeholders(dtype)
+    """Output probabilities of every row of X into out (n, sizes[-1]); returns a
+    FORWARD_* status (see ``forward_into``)."""
     if not (params.flags.writeable and X.flags.writeable):
         params, X = _writable(params), _writable(X)
-    return int(_engine(M_FORWARD, params, sizes, code, X, M2, I1, out, M2, M2, G1, 0.0, lr0,
-                       0, 1, 0, I2, H1, _workspace(dtype, sizes)))
+    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype))
 
 
 def forward_trace(params, sizes, code, X, Z, A):
-    """Forward pass keeping every layer: Z and A are (n, U), U = sum(sizes[1:]); layer l's
-    z_l and a_l are the columns sum(sizes[1:l]) ... + sizes[l] (the last layer's a is the
-    probability)."""
-    _run(M_TRACE, params, sizes, code, X, Zt=Z, At=A)
+    """Forward pass keeping every layer (see ``trace_into``)."""
+    trace_into(_writable(params), sizes, code, _writable(X), Z, A,
+               *workspace(sizes, params.dtype))
 
 
 def loss(params, sizes, code, X, Y):
     """Mean BCE over all elements of Y."""
-    return _run(M_LOSS, params, sizes, code, X, Y, scale=1.0 / Y.size)
-
-
-def backward(params, sizes, code, X, Y, Z, A, grad):
-    """Gradient of the mean BCE into grad (overwritten), from a ``forward_trace``'s Z, A."""
-    _run(M_BACKWARD, params, sizes, code, X, Y, Zt=_writable(Z), At=_writable(A), grad=grad,
-         scale=1.0 / Y.size)
+    return loss_gradient_into(_writable(params), sizes, code, _writable(X), _writable(Y),
+                              _NO_ROWS, params[:0], *workspace(sizes, params.dtype), False)
 
 
 def loss_and_gradient(params, sizes, code, X, Y, rows, grad):
@@ -642,117 +682,13 @@ def loss_and_gradient(params, sizes, code, X, Y, rows, grad):
     if rows.shape[0] == 0:
         grad[:] = 0
         return math.nan
-    scale = 1.0 / (rows.shape[0] * sizes[-1])
-    if _is_wide(sizes, rows.shape[0]):
-        return _wide_gradient(params, sizes, code, X[rows], Y[rows], grad, scale)
-    return _run(M_GRAD, params, sizes, code, X, Y, rows, grad=grad, scale=scale)
+    if rows.shape[0] == X.shape[0] and rows[0] == 0 and (np.diff(rows) == 1).all():
+        rows = _NO_ROWS  # in order: no gather
+    return loss_gradient_into(_writable(params), sizes, code, _writable(X), _writable(Y),
+                              rows, grad, *workspace(sizes, params.dtype), True)
 
 
-# --- wide layers: BLAS matmuls, compiled element-wise passes -----------------------------
-
-#: Nets with a layer of at least this many weights (fan_in * fan_out) run ``forward``,
-#: ``loss_and_gradient`` and ``train`` on batches of at least WIDE_MIN_ROWS rows as
-#: NumPy matmuls (BLAS) over the whole batch, sample-major, with compiled element-wise
-#: passes for bias, activation, loss and derivative. Measured on 2-core AMD EPYC, float32,
-#: 1 thread: the tiles reach 14-25 GMAC/s, BLAS 40 GMAC/s on 512 x 512 layers.
-WIDE_MIN_WEIGHTS = 128 * 128
-WIDE_MIN_ROWS = 128
-
-
-def _is_wide(sizes, n_rows):
-    return n_rows >= WIDE_MIN_ROWS and _shape(sizes)[1] >= WIDE_MIN_WEIGHTS
-
-
-@kernel
-def _wide_activate(Z, b, code, A):
-    """Z (n, m) += b, then A = f(Z) row by row (code: the activation; 0 = sigmoid)."""
-    for i in range(Z.shape[0]):
-        for j in range(Z.shape[1]):
-            Z[i, j] += b[j]
-        activate_row(code, Z, A, i, Z.shape[1])
-
-
-@kernel
-def _wide_output(Zt, At, Dt, Yt, weight, scale):
-    """The output layer, feature-major (k, n): At = sigmoid(Zt), Dt = (At - Yt) * scale;
-    returns the summed BCE (``_tile_output`` over all n columns)."""
-    k = Zt.shape[0]
-    return _tile_output(Zt, At, Dt, Yt, weight, np.int64(0), k, scale, Zt.shape[1])
-
-
-@kernel
-def _wide_derivative(code, Z, A, D):
-    """D *= f'(Z) row by row, given A = f(Z)."""
-    for i in range(Z.shape[0]):
-        multiply_derivative_row(code, Z, A, D, i, Z.shape[1])
-
-
-def _layers(params, sizes):
-    """[(W view (fan_in, fan_out), b view, offset of W)] for each layer."""
-    out, w = [], 0
-    for l in range(len(sizes) - 1):
-        nin, nout = int(sizes[l]), int(sizes[l + 1])
-        out.append((params[w:w + nin * nout].reshape(nin, nout),
-                    params[w + nin * nout:w + nin * nout + nout], w))
-        w += nin * nout + nout
-    return out
-
-
-def _buffer(name, shape, dtype):
-    """A per-thread scratch array, reused between calls (fresh multi-megabyte arrays cost
-    page faults on every call)."""
-    key = (name, shape, dtype.char)
-    buf = _local.buffers.get(key)
-    if buf is None:
-        if len(_local.buffers) > 64:
-            _local.buffers.clear()
-        buf = _local.buffers[key] = np.empty(shape, dtype=dtype)
-    return buf
-
-
-def _wide_forward(params, sizes, code, X):
-    """[(Z_l, A_l)] for every layer, (n, fan_out) each, in this thread's scratch buffers
-    (valid until its next call); A_L = probabilities."""
-    layers = _layers(params, sizes)
-    A = X
-    trace = []
-    with np.errstate(all="ignore"):  # like the compiled kernels: non-finite flows through
-        for l, (W, b, _) in enumerate(layers):
-            shape = (X.shape[0], W.shape[1])
-            Z = np.matmul(A, W, out=_buffer(("Z", l), shape, params.dtype))
-            A = _buffer(("A", l), shape, params.dtype)
-            _wide_activate(Z, b, code if l < len(layers) - 1 else 0, A)
-            trace.append((Z, A))
-    return trace
-
-
-def _wide_gradient(params, sizes, code, X, Y, grad, scale):
-    """grad = gradient of the loss of (X, Y) times scale; returns that loss times scale."""
-    trace = _wide_forward(params, sizes, code, X)
-    ZL, _ = trace[-1]
-    k = ZL.shape[1]
-    Zt = np.ascontiguousarray(ZL.T)
-    At, Dt = np.empty_like(Zt), np.empty_like(Zt)
-    weight = np.ones(Zt.shape[1], dtype=params.dtype)
-    total = _wide_output(Zt, At, Dt, np.ascontiguousarray(Y.T), weight, scale)
-    D = np.ascontiguousarray(Dt.T) if k > 1 else Dt.reshape(-1, 1)
-    layers = _layers(params, sizes)
-    gviews = _layers(grad, sizes)
-    with np.errstate(all="ignore"):
-        for l in range(len(layers) - 1, -1, -1):
-            W = layers[l][0]
-            gW, gb, _ = gviews[l]
-            A_prev = trace[l - 1][1] if l > 0 else X
-            np.matmul(A_prev.T, D, out=gW)
-            np.sum(D, axis=0, out=gb)
-            if l > 0:
-                D = np.matmul(D, W.T, out=_buffer(("D", l), (D.shape[0], W.shape[0]),
-                                                   params.dtype))
-                _wide_derivative(code, trace[l - 1][0], trace[l - 1][1], D)
-    return total * scale
-
-
-# --- parallel: the serial engine on Python threads ------------------------------------
+# --- parallel: the serial kernels on Python threads ---------------------------------------
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -760,7 +696,7 @@ _pool_lock = threading.Lock()
 
 def _run_blocks(job, n_blocks):
     """job(0), ..., job(n_blocks - 1): block 0 on this thread, the others on a shared pool
-    (the engine releases the GIL)."""
+    (the kernels release the GIL)."""
     global _pool
     if n_blocks <= 1:
         job(0)
@@ -778,26 +714,23 @@ def _run_blocks(job, n_blocks):
             f.result()
 
 
-def _block(c, n_blocks, n):
+def _block_rows(c, n_blocks, n, tile):
     """Rows [start, stop) of block c when n rows are split in n_blocks blocks of whole
     tiles."""
-    n_tiles = (n + TILE - 1) // TILE
-    return (c * n_tiles // n_blocks * TILE,
-            min((c + 1) * n_tiles // n_blocks * TILE, n))
+    n_tiles = (n + tile - 1) // tile
+    return (c * n_tiles // n_blocks * tile, min((c + 1) * n_tiles // n_blocks * tile, n))
 
 
 def forward_parallel(params, sizes, code, X, out, n_chunks):
     """As ``forward`` (the same status); the tiles split into n_chunks contiguous blocks
-    run in parallel (wide layers: one BLAS call over the batch, which uses BLAS's
-    threads)."""
-    X = _writable(X)
+    run in parallel."""
+    X, params = _writable(X), _writable(params)
     n = X.shape[0]
-    if _is_wide(sizes, n):
-        return forward(params, sizes, code, X, out)
     status = [FORWARD_OK] * n_chunks
+    T = TILE[params.dtype]
 
     def job(c):
-        start, stop = _block(c, n_chunks, n)
+        start, stop = _block_rows(c, n_chunks, n, T)
         if stop > start:
             status[c] = forward(params, sizes, code, X[start:stop], out[start:stop])
 
@@ -809,26 +742,28 @@ def forward_parallel(params, sizes, code, X, out, n_chunks):
 
 
 def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):
-    """As ``loss_and_gradient``; the tiles split into partials.shape[0] blocks, each summed
+    """As ``loss_and_gradient``; the rows split into partials.shape[0] blocks, each summed
     into its own row of partials (no two threads write the same memory), then added up
     in block order."""
-    X, Y = _writable(X), _writable(Y)
+    X, Y, params = _writable(X), _writable(Y), _writable(params)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     n_chunks = partials.shape[0]
     m = rows.shape[0]
     if m == 0:
         grad[:] = 0
         return math.nan
-    scale = 1.0 / (m * sizes[-1])
-    if _is_wide(sizes, m):  # one BLAS call over the batch (BLAS's threads)
-        return _wide_gradient(params, sizes, code, X[rows], Y[rows], grad, scale)
     losses = np.zeros(n_chunks)
+    T = TILE[params.dtype]
 
     def job(c):
-        start, stop = _block(c, n_chunks, m)
+        start, stop = _block_rows(c, n_chunks, m, T)
         if stop > start:
-            losses[c] = _run(M_GRAD, params, sizes, code, X, Y, rows[start:stop],
-                             grad=partials[c], scale=scale)
+            # each block's mean, weighted by its share of the rows
+            share = (stop - start) / m
+            losses[c] = share * loss_gradient_into(
+                params, sizes, code, X, Y, rows[start:stop], partials[c],
+                *workspace(sizes, params.dtype), True)
+            partials[c] *= params.dtype.type(share)
         else:
             partials[c] = 0
 
@@ -840,57 +775,13 @@ def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):
 
 
 def train(params, sizes, code, X, Y, epochs, lr, batch_size, shuffle_state, permutations,
-          history, n_chunks):
-    """Mini-batch SGD for ``epochs`` epochs in one call; history[e] = mean of the batch
-    losses measured before each update in epoch e.
-
-    Sample order per epoch: permutations[e] when permutations has a row per epoch, else
-    a minstd permutation when shuffle_state > 0, else 0..n-1. The whole run is one
-    engine call, except when n_chunks > 1 and batches hold at least 2 * n_chunks tiles
-    (those use ``loss_and_gradient_parallel``), or for wide layers (BLAS, see
-    WIDE_MIN_WEIGHTS): the epoch loop then runs in Python, a call per batch, which only
-    pays for large batches. Returns -1, or the epoch in which the loss or the parameters
-    became non-finite (params are then restored to that epoch's start).
-    """
+          history):
+    """Mini-batch SGD for ``epochs`` epochs in one compiled call (``fit_into``); returns
+    -1, or the epoch in which the loss or the parameters became non-finite."""
     X, Y = _writable(X), _writable(Y)
     permutations = _writable(np.ascontiguousarray(permutations, dtype=np.int64))
-    lr = params.dtype.type(lr)
-    n = X.shape[0]
-    threaded = n_chunks > 1 and batch_size >= 2 * n_chunks * TILE
-    if not threaded and not _is_wide(sizes, min(batch_size, n)):
-        M2 = _placeholders(params.dtype)[0]
-        work = np.empty(2 * params.shape[0], dtype=params.dtype)  # gradient, saved params
-        return int(_engine(M_TRAIN, params, sizes, code, X, Y, np.arange(n), M2, M2, M2, work,
-                           0.0, lr, epochs, batch_size, shuffle_state, permutations, history,
-                           _workspace(params.dtype, sizes)))
-    grad = np.empty_like(params)
-    partials = np.empty((n_chunks, params.shape[0]), dtype=params.dtype)
-    order = np.arange(n)
-    state = shuffle_state
-    for epoch in range(epochs):
-        saved = params.copy()
-        if permutations.shape[0] > 0:
-            order[:] = permutations[epoch]
-        elif state > 0:
-            state = minstd_permutation(order, state)
-        total = 0.0
-        n_batches = 0
-        finite = True
-        for start in range(0, n, batch_size):
-            rows = order[start:min(start + batch_size, n)]
-            if rows.shape[0] >= 2 * n_chunks * TILE:
-                batch_loss = loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad,
-                                                        partials)
-            else:
-                batch_loss = loss_and_gradient(params, sizes, code, X, Y, rows, grad)
-            total += batch_loss
-            n_batches += 1
-            if not math.isfinite(batch_loss):
-                finite = False
-                break
-            sgd_step(params, grad, lr)
-        history[epoch] = total / n_batches
-        if not (finite and all_finite(params)):
-            params[:] = saved
-            return epoch
-    return -1
+    work = np.empty(2 * params.shape[0], dtype=params.dtype)
+    order = np.empty(X.shape[0], dtype=np.int64)
+    return int(fit_into(params, sizes, code, X, Y, epochs, params.dtype.type(lr), batch_size,
+                        shuffle_state, permutations, history, work, order,
+                        *workspace(sizes, params.dtype)))

@@ -17,7 +17,7 @@ BACKENDS = ("numba", "numpy")
 #: thread pool and joining them cost 50-100 us per call on a 2-core machine.
 PARALLEL_MIN_MACS = 4_000_000
 #: Rows per parallel block: at least one whole tile (blocks are made of whole tiles).
-PARALLEL_MIN_ROWS = kernels.TILE
+PARALLEL_MIN_ROWS = max(kernels.TILE.values())
 
 #: The numpy backend checks its results for non-finite values itself and raises
 #: FloatingPointError, so NumPy's overflow warnings are silenced around it.
@@ -364,9 +364,8 @@ class MLP:
         perms = (np.require(permutations, requirements="W") if permutations is not None
                  else np.empty((0, n), np.int64))
         state = 0 if shuffle_seed is None else reference.shuffle_state(shuffle_seed)
-        chunks = _n_chunks(batch_size, 3 * self.macs_per_sample)
         failed = kernels.train(self.params, self._sizes, self._act.code, X, Y, epochs,
-                               self.dtype.type(lr), batch_size, state, perms, history, chunks)
+                               self.dtype.type(lr), batch_size, state, perms, history)
         if failed >= 0:
             raise FloatingPointError(
                 f"fit: the loss or the parameters became non-finite in epoch {failed}; "

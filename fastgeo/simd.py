@@ -1,0 +1,547 @@
+"""SIMD vectors for the compiled kernels: the primitives the kernels are written in.
+
+A ``Vector`` holds LANES[dtype] numbers of one float type (8 float32 or 4 float64: 256
+bits) and compiles to an LLVM vector, so a kernel keeps its accumulators in registers
+and says exactly which operations it wants, instead of hoping LLVM's loop vectorizer
+finds them. LLVM lowers these vectors for whatever CPU numba targets (AVX-512, AVX2,
+plain SSE2 for ``NUMBA_CPU_NAME=generic``), so nothing here assumes one instruction set.
+
+Kernels use them as numbers::
+
+    acc = fma(broadcast(w), load(X, q, t), acc)     # acc + w * X[q, t:t + LANES]
+    store(A, o, t, where(acc > zero, acc, zero))
+
+Without the JIT (``NUMBA_DISABLE_JIT=1``) every primitive is a plain NumPy function on
+arrays of LANES elements, so the same kernel bodies run as Python and the test suite
+covers their logic.
+
+Floating-point flags: each instruction carries its own, ``contract`` (a * b + c may
+fuse) and nothing else; numba's kernel-wide fastmath flags are only applied to
+instructions that have none, so the vector code is never reassociated (which would undo
+the Cody-Waite range reduction in ``exp``). ``reciprocal`` alone adds ``arcp``/``afn``
+(an estimate plus a Newton step where the CPU has one).
+
+Loads and stores take (array, row, column) of a C-contiguous 2-D array (or (array,
+index) of a 1-D one) and touch LANES consecutive elements; with ``NUMBA_BOUNDSCHECK=1``
+both ends are checked.
+"""
+
+import operator
+
+import numpy as np
+from llvmlite import ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
+
+#: Lanes per vector: 256 bits.
+LANES = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+_NB_LANES = {types.float32: 8, types.float64: 4}
+_FLAGS = ("contract",)
+
+
+class Vector(types.Type):
+    """LANES[dtype] floats of one type, held in a vector register."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = _NB_LANES[dtype]
+        super().__init__(name=f"Vector({dtype} x {self.lanes})")
+
+
+class Mask(types.Type):
+    """The lane-wise result of a comparison of Vectors, for ``where``."""
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+        super().__init__(name=f"Mask({lanes})")
+
+
+def _llvm_float(dtype):
+    return ir.FloatType() if dtype == types.float32 else ir.DoubleType()
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(_llvm_float(fe_type.dtype), fe_type.lanes))
+
+
+@register_model(Mask)
+class _MaskModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(ir.IntType(1), fe_type.lanes))
+
+
+_VECTORS = {dt: Vector(dt) for dt in _NB_LANES}
+
+
+# --- code generation helpers -----------------------------------------------------------
+
+
+def _flagged(instr, flags=_FLAGS):
+    for f in flags:
+        instr.flags.append(f)
+    return instr
+
+
+def _splat(builder, value, vty):
+    """An LLVM vector of vty with every lane = value (an LLVM scalar)."""
+    undef = ir.Constant(vty, ir.Undefined)
+    first = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    return builder.shuffle_vector(first, undef, mask)
+
+
+def _as_vector(context, builder, value, ty, vec):
+    """value (of numba type ty: a Vector, or a real scalar) as an LLVM vector like vec."""
+    if isinstance(ty, Vector):
+        return value
+    scalar = context.cast(builder, value, ty, vec.dtype)
+    return _splat(builder, scalar, context.get_value_type(vec))
+
+
+def _vector_of(*tys):
+    """The Vector type among the operand types (all Vectors must agree), or None."""
+    found = None
+    for ty in tys:
+        if isinstance(ty, Vector):
+            if found is not None and found != ty:
+                return None
+            found = ty
+        elif not isinstance(ty, (types.Float, types.Integer)):
+            return None
+    return found
+
+
+def _intrinsic_fn(builder, name, vty, n_args):
+    fnty = ir.FunctionType(vty, [vty] * n_args)
+    suffix = f"v{vty.count}f{32 if isinstance(vty.element, ir.FloatType) else 64}"
+    return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.{name}.{suffix}")
+
+
+def _element_pointer(context, builder, aryty, ary, inds):
+    """Pointer to ary[inds] (C layout), checking inds and the vector's last element when
+    NUMBA_BOUNDSCHECK is on."""
+    array = context.make_array(aryty)(context, builder, ary)
+    shape = cgutils.unpack_tuple(builder, array.shape, aryty.ndim)
+    strides = cgutils.unpack_tuple(builder, array.strides, aryty.ndim)
+    if config.BOUNDSCHECK:
+        last = builder.add(inds[-1], ir.Constant(inds[-1].type, _NB_LANES[aryty.dtype] - 1))
+        for axis, (ind, dim) in enumerate(zip(inds[:-1] + [inds[-1], last],
+                                              shape + [shape[-1]])):
+            cgutils.do_boundscheck(context, builder, ind, dim, min(axis, aryty.ndim - 1))
+    return cgutils.get_item_pointer2(context, builder, array.data, shape, strides,
+                                     aryty.layout, inds)
+
+
+def _array_ok(aryty, ndim):
+    return (isinstance(aryty, types.Array) and aryty.ndim == ndim and aryty.layout == "C"
+            and aryty.dtype in _NB_LANES)
+
+
+# --- loads, stores, broadcasts ---------------------------------------------------------
+
+
+def load(a, i, j):
+    """a[i, j:j + LANES] as a Vector (a 2-D, C-contiguous)."""
+    return a[i, j:j + LANES[a.dtype]].copy()
+
+
+def store(a, i, j, v):
+    """a[i, j:j + LANES] = v."""
+    a[i, j:j + LANES[a.dtype]] = v
+
+
+def load1(a, j):
+    """a[j:j + LANES] as a Vector (a 1-D, contiguous)."""
+    return a[j:j + LANES[a.dtype]].copy()
+
+
+def store1(a, j, v):
+    """a[j:j + LANES] = v."""
+    a[j:j + LANES[a.dtype]] = v
+
+
+def broadcast(x):
+    """A Vector with every lane = x (x a float32 or float64 scalar: its type decides)."""
+    dt = np.dtype(type(x)) if isinstance(x, np.floating) else np.dtype(np.float64)
+    return np.full(LANES[dt], x, dtype=dt)
+
+
+def _index(context, builder, ty, value):
+    return context.cast(builder, value, ty, types.intp)
+
+
+@intrinsic
+def _load(typingctx, a, i, j):
+    if not (_array_ok(a, 2) and isinstance(i, types.Integer) and isinstance(j, types.Integer)):
+        return None
+    vec = _VECTORS[a.dtype]
+
+    def codegen(context, builder, sig, args):
+        inds = [_index(context, builder, t, v) for t, v in zip(sig.args[1:], args[1:])]
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], inds)
+        vty = context.get_value_type(vec)
+        return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+
+    return vec(a, i, j), codegen
+
+
+@intrinsic
+def _store(typingctx, a, i, j, v):
+    if not (_array_ok(a, 2) and isinstance(v, Vector) and v.dtype == a.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        inds = [_index(context, builder, t, x) for t, x in zip(sig.args[1:3], args[1:3])]
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], inds)
+        vty = context.get_value_type(v)
+        builder.store(args[3], builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(a, i, j, v), codegen
+
+
+@intrinsic
+def _load1(typingctx, a, j):
+    if not (_array_ok(a, 1) and isinstance(j, types.Integer)):
+        return None
+    vec = _VECTORS[a.dtype]
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0],
+                               [_index(context, builder, sig.args[1], args[1])])
+        vty = context.get_value_type(vec)
+        return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+
+    return vec(a, j), codegen
+
+
+@intrinsic
+def _store1(typingctx, a, j, v):
+    if not (_array_ok(a, 1) and isinstance(v, Vector) and v.dtype == a.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0],
+                               [_index(context, builder, sig.args[1], args[1])])
+        vty = context.get_value_type(v)
+        builder.store(args[2], builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(a, j, v), codegen
+
+
+@intrinsic
+def _broadcast(typingctx, x):
+    if x not in _VECTORS:
+        return None
+    vec = _VECTORS[x]
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, args[0], context.get_value_type(vec))
+
+    return vec(x), codegen
+
+
+@overload(load, inline="always")
+def _ol_load(a, i, j):
+    return lambda a, i, j: _load(a, i, j)
+
+
+@overload(store, inline="always")
+def _ol_store(a, i, j, v):
+    return lambda a, i, j, v: _store(a, i, j, v)
+
+
+@overload(load1, inline="always")
+def _ol_load1(a, j):
+    return lambda a, j: _load1(a, j)
+
+
+@overload(store1, inline="always")
+def _ol_store1(a, j, v):
+    return lambda a, j, v: _store1(a, j, v)
+
+
+@overload(broadcast, inline="always")
+def _ol_broadcast(x):
+    return lambda x: _broadcast(x)
+
+
+# --- arithmetic ------------------------------------------------------------------------
+
+
+def _binary(emit):
+    """An intrinsic for a lane-wise binary operation of Vectors (a scalar operand is
+    broadcast, in the Vector's type)."""
+
+    @intrinsic
+    def op(typingctx, a, b):
+        vec = _vector_of(a, b)
+        if vec is None:
+            return None
+
+        def codegen(context, builder, sig, args):
+            x = _as_vector(context, builder, args[0], sig.args[0], vec)
+            y = _as_vector(context, builder, args[1], sig.args[1], vec)
+            return emit(builder, x, y)
+
+        return vec(a, b), codegen
+
+    return op
+
+
+_add = _binary(lambda b, x, y: _flagged(b.fadd(x, y)))
+_sub = _binary(lambda b, x, y: _flagged(b.fsub(x, y)))
+_mul = _binary(lambda b, x, y: _flagged(b.fmul(x, y)))
+_div = _binary(lambda b, x, y: _flagged(b.fdiv(x, y)))
+
+
+def _operator(op, impl):
+    @overload(op, inline="always")
+    def _ol(a, b):
+        if (isinstance(a, Vector) or isinstance(b, Vector)) and _vector_of(a, b) is not None:
+            return lambda a, b: impl(a, b)
+        return None
+
+    return _ol
+
+
+for _op, _impl in ((operator.add, _add), (operator.sub, _sub), (operator.mul, _mul),
+                   (operator.truediv, _div)):
+    _operator(_op, _impl)
+
+
+@intrinsic
+def _neg(typingctx, a):
+    if not isinstance(a, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _flagged(builder.fneg(args[0]) if hasattr(builder, "fneg")
+                        else builder.fsub(ir.Constant(args[0].type, [-0.0] * a.lanes), args[0]),
+                        ())
+
+    return a(a), codegen
+
+
+@overload(operator.neg, inline="always")
+def _ol_neg(a):
+    if isinstance(a, Vector):
+        return lambda a: _neg(a)
+    return None
+
+
+def _comparison(cmpop):
+    @intrinsic
+    def cmp(typingctx, a, b):
+        vec = _vector_of(a, b)
+        if vec is None:
+            return None
+
+        def codegen(context, builder, sig, args):
+            x = _as_vector(context, builder, args[0], sig.args[0], vec)
+            y = _as_vector(context, builder, args[1], sig.args[1], vec)
+            return builder.fcmp_ordered(cmpop, x, y)  # NaN compares false
+
+        return Mask(vec.lanes)(a, b), codegen
+
+    return cmp
+
+
+for _op, _sym in ((operator.gt, ">"), (operator.ge, ">="), (operator.lt, "<"),
+                  (operator.le, "<=")):
+    _operator(_op, _comparison(_sym))
+
+
+def fma(a, b, c):
+    """a * b + c, fused where the CPU has FMA (``llvm.fmuladd``); scalars broadcast."""
+    return a * b + c
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    vec = _vector_of(a, b, c)
+    if vec is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vals = [_as_vector(context, builder, v, t, vec) for v, t in zip(args, sig.args)]
+        fn = _intrinsic_fn(builder, "fmuladd", vals[0].type, 3)
+        return builder.call(fn, vals)
+
+    return vec(a, b, c), codegen
+
+
+@overload(fma, inline="always")
+def _ol_fma(a, b, c):
+    return lambda a, b, c: _fma(a, b, c)
+
+
+def where(mask, a, b):
+    """Lane-wise mask ? a : b (scalars broadcast)."""
+    dt = a.dtype if isinstance(a, np.ndarray) else b.dtype
+    return np.where(mask, a, b).astype(dt)
+
+
+@intrinsic
+def _where(typingctx, mask, a, b):
+    vec = _vector_of(a, b)
+    if not isinstance(mask, Mask) or vec is None or vec.lanes != mask.lanes:
+        return None
+
+    def codegen(context, builder, sig, args):
+        x = _as_vector(context, builder, args[1], sig.args[1], vec)
+        y = _as_vector(context, builder, args[2], sig.args[2], vec)
+        return builder.select(args[0], x, y)
+
+    return vec(mask, a, b), codegen
+
+
+@overload(where, inline="always")
+def _ol_where(mask, a, b):
+    return lambda mask, a, b: _where(mask, a, b)
+
+
+def _unary(llvm_name):
+    """An intrinsic applying ``llvm.<llvm_name>`` to each lane."""
+
+    @intrinsic
+    def op(typingctx, v):
+        if not isinstance(v, Vector):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.call(_intrinsic_fn(builder, llvm_name, args[0].type, 1), [args[0]])
+
+        return v(v), codegen
+
+    return op
+
+
+def rint(v):
+    """Each lane rounded to the nearest integer, ties to even (``llvm.rint``)."""
+    return np.rint(v)
+
+
+def floor(v):
+    """Each lane rounded down (``llvm.floor``)."""
+    return np.floor(v)
+
+
+def absolute(v):
+    """|v| lane-wise (``llvm.fabs``: clears the sign bit, NaN stays NaN)."""
+    return np.abs(v)
+
+
+def _overload_unary(py_func, llvm_name):
+    op = _unary(llvm_name)
+
+    @overload(py_func, inline="always")
+    def _ol(v):
+        return lambda v: op(v)
+
+
+for _py, _name in ((rint, "rint"), (floor, "floor"), (absolute, "fabs")):
+    _overload_unary(_py, _name)
+
+
+def reciprocal(v):
+    """1 / v; for float32 an estimate refined by a Newton step where the CPU has one
+    (``arcp``: within 2 ulp), for float64 a true division."""
+    return (v.dtype.type(1.0) / v).astype(v.dtype)
+
+
+@intrinsic
+def _reciprocal(typingctx, v):
+    if not isinstance(v, Vector):
+        return None
+    flags = ("arcp", "afn", "contract") if v.dtype == types.float32 else _FLAGS
+
+    def codegen(context, builder, sig, args):
+        one = ir.Constant(args[0].type, [1.0] * v.lanes)
+        return _flagged(builder.fdiv(one, args[0]), flags)
+
+    return v(v), codegen
+
+
+@overload(reciprocal, inline="always")
+def _ol_reciprocal(v):
+    return lambda v: _reciprocal(v)
+
+
+def pow2(n):
+    """2**n for lanes holding integers n in the normal range (float32 -126..127, float64
+    -1022..1023), built from the exponent bits."""
+    if n.dtype == np.float32:
+        return ((n.astype(np.int32) + 127) << 23).view(np.float32)
+    return ((n.astype(np.int64) + 1023) << 52).view(np.float64)
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    if not isinstance(n, Vector):
+        return None
+    single = n.dtype == types.float32
+    bits, bias, shift = (32, 127, 23) if single else (64, 1023, 52)
+
+    def codegen(context, builder, sig, args):
+        ity = ir.VectorType(ir.IntType(bits), n.lanes)
+        k = builder.fptosi(args[0], ity)
+        k = builder.add(k, ir.Constant(ity, [bias] * n.lanes))
+        k = builder.shl(k, ir.Constant(ity, [shift] * n.lanes))
+        return builder.bitcast(k, args[0].type)
+
+    return n(n), codegen
+
+
+@overload(pow2, inline="always")
+def _ol_pow2(n):
+    return lambda n: _pow2(n)
+
+
+def hsum(v):
+    """The sum of the lanes, as a pairwise tree (fixed order: deterministic)."""
+    while v.shape[0] > 1:
+        h = v.shape[0] // 2
+        v = (v[:h] + v[h:]).astype(v.dtype)
+    return v[0]
+
+
+@intrinsic
+def _hsum(typingctx, v):
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        n = v.lanes
+        while n > 1:
+            h = n // 2
+            i32 = ir.IntType(32)
+            lo = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, h), list(range(h))))
+            hi = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, h),
+                                                          list(range(h, n))))
+            x = _flagged(builder.fadd(lo, hi))
+            n = h
+        return builder.extract_element(x, ir.Constant(ir.IntType(32), 0))
+
+    return v.dtype(v), codegen
+
+
+@overload(hsum, inline="always")
+def _ol_hsum(v):
+    return lambda v: _hsum(v)
+
+
+def lanes(a):
+    """LANES for the dtype of array a (a compile-time constant in kernels)."""
+    return LANES[a.dtype]
+
+
+@overload(lanes, inline="always")
+def _ol_lanes(a):
+    n = _NB_LANES[a.dtype]
+    return lambda a: n

@@ -1,0 +1,149 @@
+"""exp, sigmoid and tanh on ``simd`` Vectors: the activations' numerics.
+
+float32 is *lean*: the fewest vector operations that keep float32 parity (about 25 per
+sigmoid: a clamped argument, rint range reduction, a degree-5 minimax polynomial for
+exp, 2**n from its exponent bits, a reciprocal estimate with one Newton step).
+Accuracy contract, tested over every float32 in tests/test_vmath.py: sigmoid and tanh
+within ``LEAN_MAX_ULP`` ulp of the correctly rounded value wherever that value is a
+normal float32; sigmoid(z) is 0 for z < -87.33 (values below the smallest normal are
+flushed), 1 for z > 17 (as the float32 rounding of 1 - tiny).
+
+float64 is *accurate*: degree-12 Taylor exp with Cody-Waite reduction, exact 2**n
+scaling down to the smallest denormal, true divisions: a few ulp, as
+``activations.exp_neg`` and ``tanh_fast``, so float64 parity holds at rtol 1e-10.
+
+Each function has one body per dtype, chosen at compile time by its overload; the same
+bodies run as NumPy code when the JIT is disabled. NaN in gives NaN out.
+"""
+
+import numpy as np
+from numba import types
+from numba.extending import overload, register_jitable
+
+from .simd import absolute, floor, fma, pow2, reciprocal, rint, where
+
+#: Largest error of the float32 sigmoid and tanh in ulp, over all float32 inputs whose
+#: result is a normal float32 (measured by tests/test_vmath.py).
+LEAN_MAX_ULP = 4
+
+_LOG2E = 1.4426950408889634
+# exp(r) ~ 1 + r (c1 + r (c2 + r (c3 + r (c4 + r c5)))) on |r| <= ln2 / 2: XNNPACK's
+# minimax coefficients for f32 exp (rr2-p5)
+_C1 = float.fromhex("0x1.FFFFF6p-1")
+_C2 = float.fromhex("0x1.FFFDC6p-2")
+_C3 = float.fromhex("0x1.555A80p-3")
+_C4 = float.fromhex("0x1.573A1Ap-5")
+_C5 = float.fromhex("0x1.0F9F9Cp-7")
+# ln 2 split so that n * _LN2_HI is exact for |n| <= 2**9 (float32) / 2**11 (float64)
+_LN2_HI32 = 0.693359375
+_LN2_LO32 = -2.12194440e-4
+_LN2_HI64 = 0.6931471803691238
+_LN2_LO64 = 1.9082149292705877e-10
+
+#: float32: exp(x) for |x| <= _EXP_LIMIT32 is a normal float32
+_EXP_LIMIT32 = 87.33654  # -ln(smallest normal float32)
+
+
+@register_jitable
+def _exp32(x):
+    """exp(x) for float32 lanes with |x| <= 87.33 (normal results only)."""
+    n = rint(x * _LOG2E)
+    r = fma(n, -_LN2_HI32, x)
+    r = fma(n, -_LN2_LO32, r)
+    p = fma(r, _C5, _C4)
+    p = fma(p, r, _C3)
+    p = fma(p, r, _C2)
+    p = fma(p, r, _C1)
+    p = fma(p, r, 1.0)
+    return p * pow2(n)
+
+
+@register_jitable
+def _exp64(x):
+    """exp(x) for float64 lanes with x <= 0 (NaN -> NaN), to 2 ulp, denormals included:
+    2**n is applied in two halves so that no factor leaves the normal range."""
+    y = where(x < -1400.0, -1400.0, x)
+    n = rint(y * _LOG2E)
+    r = fma(n, -_LN2_HI64, y)
+    r = fma(n, -_LN2_LO64, r)
+    p = fma(r, 2.08767569878681e-09, 2.505210838544172e-08)
+    p = fma(p, r, 2.755731922398589e-07)
+    p = fma(p, r, 2.7557319223985893e-06)
+    p = fma(p, r, 2.48015873015873e-05)
+    p = fma(p, r, 0.0001984126984126984)
+    p = fma(p, r, 0.001388888888888889)
+    p = fma(p, r, 0.008333333333333333)
+    p = fma(p, r, 0.041666666666666664)
+    p = fma(p, r, 0.16666666666666666)
+    p = fma(p, r, 0.5)
+    p = fma(p, r, 1.0)
+    p = fma(p, r, 1.0)
+    half = floor(n * 0.5)
+    return p * pow2(half) * pow2(n - half)
+
+
+@register_jitable
+def _sigmoid32(z):
+    x = -z
+    x = where(x > _EXP_LIMIT32, _EXP_LIMIT32, x)  # comparisons are false for NaN: kept
+    x = where(x < -_EXP_LIMIT32, -_EXP_LIMIT32, x)
+    s = reciprocal(_exp32(x) + 1.0)
+    return where(z < -_EXP_LIMIT32, 0.0, s)
+
+
+@register_jitable
+def _sigmoid64(z):
+    e = _exp64(-absolute(z))
+    s = 1.0 / (e + 1.0)
+    return where(z >= 0.0, s, e * s)
+
+
+@register_jitable
+def _tanh32(z):
+    a = absolute(z)
+    e = _exp32(where(a > 43.0, -86.0, a * -2.0))  # tanh(43) rounds to 1
+    big = (1.0 - e) * reciprocal(e + 1.0)
+    v = z * z
+    p = fma(v, -5.70498872745e-3, 2.06390887954e-2)
+    p = fma(p, v, -5.37397155531e-2)
+    p = fma(p, v, 1.33314422036e-1)
+    p = fma(p, v, -3.33332819422e-1)
+    small = fma(a * v, p, a)
+    t = where(a >= 0.625, big, small)
+    return where(z < 0.0, -t, t)
+
+
+@register_jitable
+def _tanh64(z):
+    a = absolute(z)
+    e = _exp64(a * -2.0)
+    big = (1.0 - e) / (e + 1.0)
+    v = z * z
+    num = fma(fma(v, -9.64399179425052238628e-1, -9.92877231001918586564e1), v,
+              -1.61468768441708447952e3)
+    den = fma(fma(v + 1.12811678491632931402e2, v, 2.23548839060100448583e3), v,
+              4.84406305325125486048e3)
+    small = fma(a * v, num / den, a)
+    t = where(a >= 0.625, big, small)
+    return where(z < 0.0, -t, t)
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)) lane-wise (float32 lean, float64 accurate)."""
+    return _sigmoid32(z) if z.dtype == np.float32 else _sigmoid64(z)
+
+
+def tanh(z):
+    """tanh(z) lane-wise (float32 lean, float64 accurate)."""
+    return _tanh32(z) if z.dtype == np.float32 else _tanh64(z)
+
+
+def _by_dtype(single, double):
+    def choose(z):
+        return single if z.dtype == types.float32 else double
+
+    return choose
+
+
+overload(sigmoid, inline="always")(_by_dtype(_sigmoid32, _sigmoid64))
+overload(tanh, inline="always")(_by_dtype(_tanh32, _tanh64))
