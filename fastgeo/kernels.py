@@ -52,7 +52,7 @@ import numpy as np
 
 from ._jit import kernel
 from .activations import IDENTITY, activate, derivative_times, exp_neg, is_finite, log1p_unit
-from .simd import LANES, broadcast, fma, hsum, lanes, load, store
+from .simd import LANES, broadcast, broadcast_at, fma, hsum, lanes, load, store
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
@@ -273,19 +273,19 @@ def _block(packed, p, n, IN, r, t):
         x0 = load(IN, r + i, t)
         x1 = load(IN, r + i, t + V)
         x2 = load(IN, r + i, t + 2 * V)
-        w = broadcast(packed[p])
+        w = broadcast_at(packed, p)
         c00 = fma(w, x0, c00)
         c01 = fma(w, x1, c01)
         c02 = fma(w, x2, c02)
-        w = broadcast(packed[p + 1])
+        w = broadcast_at(packed, p + 1)
         c10 = fma(w, x0, c10)
         c11 = fma(w, x1, c11)
         c12 = fma(w, x2, c12)
-        w = broadcast(packed[p + 2])
+        w = broadcast_at(packed, p + 2)
         c20 = fma(w, x0, c20)
         c21 = fma(w, x1, c21)
         c22 = fma(w, x2, c22)
-        w = broadcast(packed[p + 3])
+        w = broadcast_at(packed, p + 3)
         c30 = fma(w, x0, c30)
         c31 = fma(w, x1, c31)
         c32 = fma(w, x2, c32)
@@ -309,10 +309,10 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width)
     S = 3 * lanes(IN)
     for o in range(0, n_out, 4):
         p = f + o * n_in
-        b0 = broadcast(packed[b + o])
-        b1 = broadcast(packed[b + o + 1])
-        b2 = broadcast(packed[b + o + 2])
-        b3 = broadcast(packed[b + o + 3])
+        b0 = broadcast_at(packed, b + o)
+        b1 = broadcast_at(packed, b + o + 1)
+        b2 = broadcast_at(packed, b + o + 2)
+        b3 = broadcast_at(packed, b + o + 3)
         r = r_out + o
         for t in range(0, width, S):
             c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(

@@ -163,6 +163,12 @@ def store1(a, j, v):
     a[j:j + LANES[a.dtype]] = v
 
 
+def broadcast_at(a, i):
+    """A Vector with every lane = a[i] (a 1-D, contiguous; i >= 0: no negative-index
+    wraparound, which costs a compare and a conditional move per load)."""
+    return np.full(LANES[a.dtype], a[i], dtype=a.dtype)
+
+
 def broadcast(x):
     """A Vector with every lane = x (x a float32 or float64 scalar: its type decides)."""
     dt = np.dtype(type(x)) if isinstance(x, np.floating) else np.dtype(np.float64)
@@ -243,6 +249,29 @@ def _broadcast(typingctx, x):
         return _splat(builder, args[0], context.get_value_type(vec))
 
     return vec(x), codegen
+
+
+@intrinsic
+def _broadcast_at(typingctx, a, i):
+    if not (_array_ok(a, 1) and isinstance(i, types.Integer)):
+        return None
+    vec = _VECTORS[a.dtype]
+
+    def codegen(context, builder, sig, args):
+        ind = _index(context, builder, sig.args[1], args[1])
+        array = context.make_array(a)(context, builder, args[0])
+        if config.BOUNDSCHECK:
+            cgutils.do_boundscheck(context, builder, ind,
+                                   cgutils.unpack_tuple(builder, array.shape, 1)[0], 0)
+        ptr = builder.gep(array.data, [ind])
+        return _splat(builder, builder.load(ptr), context.get_value_type(vec))
+
+    return vec(a, i), codegen
+
+
+@overload(broadcast_at, inline="always")
+def _ol_broadcast_at(a, i):
+    return lambda a, i: _broadcast_at(a, i)
 
 
 @overload(load, inline="always")
@@ -500,6 +529,30 @@ def _pow2(typingctx, n):
 @overload(pow2, inline="always")
 def _ol_pow2(n):
     return lambda n: _pow2(n)
+
+
+def exponent_from_bits(t):
+    """The float32 lanes whose bits are t's shifted left by 23: for t = 1.5 * 2**23 + 127 +
+    n (n an integer, -126 <= n <= 127, the "magic bias" form of a rounded value), 2**n."""
+    return (t.view(np.int32) << 23).view(np.float32)
+
+
+@intrinsic
+def _exponent_from_bits(typingctx, t):
+    if not (isinstance(t, Vector) and t.dtype == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ity = ir.VectorType(ir.IntType(32), t.lanes)
+        k = builder.shl(builder.bitcast(args[0], ity), ir.Constant(ity, [23] * t.lanes))
+        return builder.bitcast(k, args[0].type)
+
+    return t(t), codegen
+
+
+@overload(exponent_from_bits, inline="always")
+def _ol_exponent_from_bits(t):
+    return lambda t: _exponent_from_bits(t)
 
 
 def hsum(v):

@@ -144,20 +144,6 @@ def test_serial_and_parallel_kernels_agree(n_chunks, dtype):
     assert_close(g_parallel, g_serial, dtype)
 
 
-@pytest.mark.kernels
-def test_backward_from_trace_matches_fused_gradient():
-    net = fastgeo.MLP((2, 6, 3, 1), "leaky_relu", seed=4)
-    X, Y = data(20, 2, 1, seed=5)
-    Y = Y.reshape(-1, 1)
-    U = 10
-    Z, A = np.empty((20, U)), np.empty((20, U))
-    kernels.forward_trace(net.params, net._sizes, 3, X, Z, A)
-    g1, g2 = np.empty_like(net.params), np.empty_like(net.params)
-    kernels.backward(net.params, net._sizes, 3, X, Y, Z, A, g1)
-    kernels.loss_and_gradient(net.params, net._sizes, 3, X, Y, np.arange(20), g2)
-    np.testing.assert_allclose(g1, g2, rtol=1e-12)
-
-
 def test_public_paths_use_parallel_kernels_for_big_batches():
     """Above the threshold, MLP.forward/gradients go through the parallel kernels."""
     fast, ref = pair((2, 64, 64, 1), "relu", np.float64)
