@@ -12,7 +12,7 @@ import hashlib
 import os
 import warnings
 
-from numba import njit
+from numba import njit, types
 from numba.core import caching
 
 #: Files whose source any compiled kernel depends on.
@@ -78,6 +78,20 @@ def _enable_cache(dispatcher):
             _warned_uncached = True
 
 
+def _one_specialisation(dispatcher):
+    """Calls from other kernels compile dispatcher for the argument types with their literal
+    values dropped (numba would otherwise compile another copy for each constant passed,
+    e.g. ``_load_rows(..., 0, ...)`` next to ``_load_rows(..., row, ...)``)."""
+    typed = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return typed(tuple(types.unliteral(a) for a in args),
+                     {k: types.unliteral(v) for k, v in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
+
+
 def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=False):
     """``numba.njit`` with fastgeo's defaults: numpy error model, safe fastmath, disk cache.
 
@@ -98,8 +112,11 @@ def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=F
             inline=inline,
             **options,
         )
-        if not internal and os.environ.get("NUMBA_DISABLE_JIT", "0") == "0":
-            _enable_cache(dispatcher)
+        if os.environ.get("NUMBA_DISABLE_JIT", "0") == "0":
+            if not internal:
+                _enable_cache(dispatcher)
+            if inline == "never":
+                _one_specialisation(dispatcher)
         return dispatcher
 
     return decorate if fn is None else decorate(fn)

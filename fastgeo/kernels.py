@@ -52,7 +52,8 @@ import numpy as np
 
 from ._jit import kernel
 from .activations import IDENTITY, activate, derivative_times, exp_neg, is_finite, log1p_unit
-from .simd import LANES, broadcast, broadcast_at, fma, hsum, lanes, load, store
+from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1,
+                   odds, store)
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
@@ -246,15 +247,28 @@ def prepare_tile(sizes, tile):
 @kernel(internal=True)
 def _load_rows(X, order, gather, r0, m, tile, row, width):
     """tile[row + k, t] = X[i_t, k] for t < m, 0 up to width; i_t = order[r0 + t] when
-    ``gather``, else r0 + t. Feature by feature: each loop writes one tile row."""
+    ``gather``, else r0 + t. In order, one or two features (labels; two-moons) go a
+    vector at a time, two split from interleaved pairs."""
     zero = tile.dtype.type(0.0)
-    for k in range(X.shape[1]):
-        if gather:
-            for t in range(m):
-                tile[row + k, t] = X[order[r0 + t], k]
-        else:
-            for t in range(m):
-                tile[row + k, t] = X[r0 + t, k]
+    d = X.shape[1]
+    V = lanes(tile)
+    start = 0
+    if not gather and (d == 1 or d == 2):
+        flat = X.reshape(X.shape[0] * d)
+        while start + V <= m:
+            if d == 1:
+                store(tile, row, start, load1(flat, r0 + start))
+            else:
+                a = load1(flat, 2 * (r0 + start))
+                b = load1(flat, 2 * (r0 + start) + V)
+                store(tile, row, start, evens(a, b))
+                store(tile, row + 1, start, odds(a, b))
+            start += V
+    for t in range(start, m):
+        i = order[r0 + t] if gather else r0 + t
+        for k in range(d):
+            tile[row + k, t] = X[i, k]
+    for k in range(d):
         for t in range(m, width):
             tile[row + k, t] = zero
 
@@ -263,12 +277,14 @@ def _load_rows(X, order, gather, r0, m, tile, row, width):
 
 
 @kernel(internal=True, inline="always")
-def _block(packed, p, n, IN, r, t):
-    """The 4 x 3-vector block: sum over i < n of packed[p + 4 i + j] * IN[r + i, t + v V]
-    for unit j < 4 and vector v < 3, in 12 registers."""
+def _block(packed, p, n, IN, r, t, b0, b1, b2, b3):
+    """The 4 x 3-vector block: b_j + sum over i < n of packed[p + 4 i + j] * IN[r + i,
+    t + v V], for unit j < 4 and vector v < 3, in 12 registers."""
     V = lanes(IN)
-    c00 = c01 = c02 = c10 = c11 = c12 = broadcast(IN.dtype.type(0.0))
-    c20 = c21 = c22 = c30 = c31 = c32 = c00
+    c00 = c01 = c02 = b0
+    c10 = c11 = c12 = b1
+    c20 = c21 = c22 = b2
+    c30 = c31 = c32 = b3
     for i in range(n):
         x0 = load(IN, r + i, t)
         x1 = load(IN, r + i, t + V)
@@ -294,19 +310,33 @@ def _block(packed, p, n, IN, r, t):
 
 
 @kernel(internal=True, inline="always")
-def _store_activated(OUT, r, t, code, b, c0, c1, c2):
-    """OUT[r, t:t + 3V] = f(c + b)."""
+def _store_block(OUT, r, t, rows, c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31,
+                 c32):
+    """OUT[r + j, t:t + 3V] = the accumulators of unit j, for j < rows (<= 4)."""
     V = lanes(OUT)
-    store(OUT, r, t, activate(code, c0 + b))
-    store(OUT, r, t + V, activate(code, c1 + b))
-    store(OUT, r, t + 2 * V, activate(code, c2 + b))
+    store(OUT, r, t, c00)
+    store(OUT, r, t + V, c01)
+    store(OUT, r, t + 2 * V, c02)
+    if rows > 1:
+        store(OUT, r + 1, t, c10)
+        store(OUT, r + 1, t + V, c11)
+        store(OUT, r + 1, t + 2 * V, c12)
+    if rows > 2:
+        store(OUT, r + 2, t, c20)
+        store(OUT, r + 2, t + V, c21)
+        store(OUT, r + 2, t + 2 * V, c22)
+    if rows > 3:
+        store(OUT, r + 3, t, c30)
+        store(OUT, r + 3, t + V, c31)
+        store(OUT, r + 3, t + 2 * V, c32)
 
 
 @kernel(internal=True)
 def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width):
     """OUT[r_out + o] = f(b_o + sum_q W[q, o] IN[r_in + q]) for o < n_out, columns < width
     (f: the activation ``code``; IDENTITY keeps the logits)."""
-    S = 3 * lanes(IN)
+    V = lanes(IN)
+    S = 3 * V
     for o in range(0, n_out, 4):
         p = f + o * n_in
         b0 = broadcast_at(packed, b + o)
@@ -314,25 +344,16 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width)
         b2 = broadcast_at(packed, b + o + 2)
         b3 = broadcast_at(packed, b + o + 3)
         r = r_out + o
+        rows = n_out - o if n_out - o < 4 else 4  # noqa: FURB136
         for t in range(0, width, S):
             c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(
-                packed, p, n_in, IN, r_in, t)
-            _store_activated(OUT, r, t, code, b0, c00, c01, c02)
-            if o + 1 < n_out:
-                _store_activated(OUT, r + 1, t, code, b1, c10, c11, c12)
-            if o + 2 < n_out:
-                _store_activated(OUT, r + 2, t, code, b2, c20, c21, c22)
-            if o + 3 < n_out:
-                _store_activated(OUT, r + 3, t, code, b3, c30, c31, c32)
-
-
-@kernel(internal=True, inline="always")
-def _store_error(tile, e, a, t, code, c0, c1, c2):
-    """tile[e, t:t + 3V] = c * f'(z), from the activations tile[a] = f(z)."""
-    V = lanes(tile)
-    store(tile, e, t, derivative_times(code, load(tile, a, t), c0))
-    store(tile, e, t + V, derivative_times(code, load(tile, a, t + V), c1))
-    store(tile, e, t + 2 * V, derivative_times(code, load(tile, a, t + 2 * V), c2))
+                packed, p, n_in, IN, r_in, t, b0, b1, b2, b3)
+            _store_block(OUT, r, t, rows, c00, c01, c02, c10, c11, c12, c20, c21, c22, c30,
+                         c31, c32)
+            if code != IDENTITY:  # while the block is in L1: one activation site, not 12
+                for j in range(rows):
+                    for u in range(t, t + S, V):
+                        store(OUT, r + j, u, activate(code, load(OUT, r + j, u)))
 
 
 @kernel(internal=True)
@@ -340,18 +361,20 @@ def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_prev, wi
     """The error of the layer below: tile[r_prev + q] = f'(z_q) * sum_o W[q, o]
     tile[r_err + o], f'(z_q) from the activations at tile[r_act + q]; all pad4(n_in)
     rows (the padding rows come out 0: their weights are 0)."""
-    S = 3 * lanes(tile)
+    V = lanes(tile)
+    S = 3 * V
+    zero = broadcast(tile.dtype.type(0.0))
     for q in range(0, n_in, 4):
         p = g + q * n_out
         for t in range(0, width, S):
             c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(
-                packed, p, n_out, tile, r_err, t)
-            e = r_prev + q
-            a = r_act + q
-            _store_error(tile, e, a, t, code, c00, c01, c02)
-            _store_error(tile, e + 1, a + 1, t, code, c10, c11, c12)
-            _store_error(tile, e + 2, a + 2, t, code, c20, c21, c22)
-            _store_error(tile, e + 3, a + 3, t, code, c30, c31, c32)
+                packed, p, n_out, tile, r_err, t, zero, zero, zero, zero)
+            _store_block(tile, r_prev + q, t, 4, c00, c01, c02, c10, c11, c12, c20, c21, c22,
+                         c30, c31, c32)
+            for j in range(4):  # while the block is in L1
+                for u in range(t, t + S, V):
+                    store(tile, r_prev + q + j, u, derivative_times(
+                        code, load(tile, r_act + q + j, u), load(tile, r_prev + q + j, u)))
 
 
 @kernel(internal=True)
@@ -513,11 +536,18 @@ def forward_into(params, sizes, code, X, out, packed, tile):
         width = (m + S - 1) // S * S
         _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
         _forward_tile(packed, sizes, code, SIGMOID, tile, width)
-        for j in range(k):
+        if k == 1:
+            flat = out.reshape(n)
             for t in range(m):
-                v = tile[r_out + j, t]
+                v = tile[r_out, t]
                 n_bad += 0 if is_finite(v) else 1
-                out[r0 + t, j] = v
+                flat[r0 + t] = v
+        else:
+            for j in range(k):
+                for t in range(m):
+                    v = tile[r_out + j, t]
+                    n_bad += 0 if is_finite(v) else 1
+                    out[r0 + t, j] = v
     return FORWARD_OK if n_bad == 0 else FORWARD_OVERFLOW
 
 

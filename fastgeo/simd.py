@@ -11,15 +11,16 @@ Kernels use them as numbers::
     acc = fma(broadcast(w), load(X, q, t), acc)     # acc + w * X[q, t:t + LANES]
     store(A, o, t, where(acc > zero, acc, zero))
 
-Without the JIT (``NUMBA_DISABLE_JIT=1``) every primitive is a plain NumPy function on
-arrays of LANES elements, so the same kernel bodies run as Python and the test suite
-covers their logic.
+Every primitive is emitted in place by its caller (an ``@intrinsic``, or a lowering of
+the arithmetic operators): no function of its own to compile, which keeps the kernels'
+cold compile short. Without the JIT (``NUMBA_DISABLE_JIT=1``) each name is instead a
+plain NumPy function on arrays of LANES elements (its ``py_`` twin), so the same kernel
+bodies run as Python and the test suite covers their logic.
 
 Floating-point flags: each instruction carries its own, ``contract`` (a * b + c may
 fuse) and nothing else; numba's kernel-wide fastmath flags are only applied to
 instructions that have none, so the vector code is never reassociated (which would undo
-the Cody-Waite range reduction in ``exp``). ``reciprocal`` alone adds ``arcp``/``afn``
-(an estimate plus a Newton step where the CPU has one).
+the Cody-Waite range reduction and the magic-bias rounding in ``vmath``).
 
 Loads and stores take (array, row, column) of a C-contiguous 2-D array (or (array,
 index) of a 1-D one) and touch LANES consecutive elements; with ``NUMBA_BOUNDSCHECK=1``
@@ -32,7 +33,9 @@ import numpy as np
 from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
-from numba.extending import intrinsic, models, overload, register_model
+from numba.core.imputils import lower_builtin
+from numba.core.typing.templates import AbstractTemplate, infer_global, signature
+from numba.extending import intrinsic, models, register_model
 
 #: Lanes per vector: 256 bits.
 LANES = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
@@ -140,107 +143,123 @@ def _array_ok(aryty, ndim):
             and aryty.dtype in _NB_LANES)
 
 
+def _compiled(python_twin):
+    """The decorated intrinsic under the JIT, python_twin (its NumPy model) without it;
+    either way the result carries the twin's name and docstring."""
+
+    def choose(compiled):
+        chosen = python_twin if config.DISABLE_JIT else compiled
+        if chosen is compiled:
+            compiled.__doc__ = python_twin.__doc__
+        return chosen
+
+    return choose
+
+
 # --- loads, stores, broadcasts ---------------------------------------------------------
-
-
-def load(a, i, j):
-    """a[i, j:j + LANES] as a Vector (a 2-D, C-contiguous)."""
-    return a[i, j:j + LANES[a.dtype]].copy()
-
-
-def store(a, i, j, v):
-    """a[i, j:j + LANES] = v."""
-    a[i, j:j + LANES[a.dtype]] = v
-
-
-def load1(a, j):
-    """a[j:j + LANES] as a Vector (a 1-D, contiguous)."""
-    return a[j:j + LANES[a.dtype]].copy()
-
-
-def store1(a, j, v):
-    """a[j:j + LANES] = v."""
-    a[j:j + LANES[a.dtype]] = v
-
-
-def broadcast_at(a, i):
-    """A Vector with every lane = a[i] (a 1-D, contiguous; i >= 0: no negative-index
-    wraparound, which costs a compare and a conditional move per load)."""
-    return np.full(LANES[a.dtype], a[i], dtype=a.dtype)
-
-
-def broadcast(x):
-    """A Vector with every lane = x (x a float32 or float64 scalar: its type decides)."""
-    dt = np.dtype(type(x)) if isinstance(x, np.floating) else np.dtype(np.float64)
-    return np.full(LANES[dt], x, dtype=dt)
 
 
 def _index(context, builder, ty, value):
     return context.cast(builder, value, ty, types.intp)
 
 
+def py_load(a, i, j):
+    """a[i, j:j + LANES] as a Vector (a 2-D, C-contiguous)."""
+    return a[i, j:j + LANES[a.dtype]].copy()
+
+
+def py_store(a, i, j, v):
+    """a[i, j:j + LANES] = v."""
+    a[i, j:j + LANES[a.dtype]] = v
+
+
+def py_load1(a, j):
+    """a[j:j + LANES] as a Vector (a 1-D, contiguous)."""
+    return a[j:j + LANES[a.dtype]].copy()
+
+
+def py_store1(a, j, v):
+    """a[j:j + LANES] = v."""
+    a[j:j + LANES[a.dtype]] = v
+
+
+def py_broadcast(x):
+    """A Vector with every lane = x (x a float32 or float64 scalar: its type decides)."""
+    dt = np.dtype(type(x)) if isinstance(x, np.floating) else np.dtype(np.float64)
+    return np.full(LANES[dt], x, dtype=dt)
+
+
+def py_broadcast_at(a, i):
+    """A Vector with every lane = a[i] (a 1-D, contiguous; i >= 0: no negative-index
+    wraparound, which costs a compare and a conditional move per load)."""
+    return np.full(LANES[a.dtype], a[i], dtype=a.dtype)
+
+
+def _vector_pointer(context, builder, aryty, ary, index_types, indices, vec):
+    inds = [_index(context, builder, t, v) for t, v in zip(index_types, indices)]
+    ptr = _element_pointer(context, builder, aryty, ary, inds)
+    return builder.bitcast(ptr, context.get_value_type(vec).as_pointer())
+
+
+@_compiled(py_load)
 @intrinsic
-def _load(typingctx, a, i, j):
+def load(typingctx, a, i, j):
     if not (_array_ok(a, 2) and isinstance(i, types.Integer) and isinstance(j, types.Integer)):
         return None
     vec = _VECTORS[a.dtype]
 
     def codegen(context, builder, sig, args):
-        inds = [_index(context, builder, t, v) for t, v in zip(sig.args[1:], args[1:])]
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], inds)
-        vty = context.get_value_type(vec)
-        return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+        ptr = _vector_pointer(context, builder, a, args[0], sig.args[1:], args[1:], vec)
+        return builder.load(ptr, align=a.dtype.bitwidth // 8)
 
     return vec(a, i, j), codegen
 
 
+@_compiled(py_store)
 @intrinsic
-def _store(typingctx, a, i, j, v):
+def store(typingctx, a, i, j, v):
     if not (_array_ok(a, 2) and isinstance(v, Vector) and v.dtype == a.dtype):
         return None
 
     def codegen(context, builder, sig, args):
-        inds = [_index(context, builder, t, x) for t, x in zip(sig.args[1:3], args[1:3])]
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], inds)
-        vty = context.get_value_type(v)
-        builder.store(args[3], builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+        ptr = _vector_pointer(context, builder, a, args[0], sig.args[1:3], args[1:3], v)
+        builder.store(args[3], ptr, align=a.dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return types.none(a, i, j, v), codegen
 
 
+@_compiled(py_load1)
 @intrinsic
-def _load1(typingctx, a, j):
+def load1(typingctx, a, j):
     if not (_array_ok(a, 1) and isinstance(j, types.Integer)):
         return None
     vec = _VECTORS[a.dtype]
 
     def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, sig.args[0], args[0],
-                               [_index(context, builder, sig.args[1], args[1])])
-        vty = context.get_value_type(vec)
-        return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+        ptr = _vector_pointer(context, builder, a, args[0], sig.args[1:], args[1:], vec)
+        return builder.load(ptr, align=a.dtype.bitwidth // 8)
 
     return vec(a, j), codegen
 
 
+@_compiled(py_store1)
 @intrinsic
-def _store1(typingctx, a, j, v):
+def store1(typingctx, a, j, v):
     if not (_array_ok(a, 1) and isinstance(v, Vector) and v.dtype == a.dtype):
         return None
 
     def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, sig.args[0], args[0],
-                               [_index(context, builder, sig.args[1], args[1])])
-        vty = context.get_value_type(v)
-        builder.store(args[2], builder.bitcast(ptr, vty.as_pointer()), align=a.dtype.bitwidth // 8)
+        ptr = _vector_pointer(context, builder, a, args[0], sig.args[1:2], args[1:2], v)
+        builder.store(args[2], ptr, align=a.dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return types.none(a, j, v), codegen
 
 
+@_compiled(py_broadcast)
 @intrinsic
-def _broadcast(typingctx, x):
+def broadcast(typingctx, x):
     if x not in _VECTORS:
         return None
     vec = _VECTORS[x]
@@ -251,8 +270,9 @@ def _broadcast(typingctx, x):
     return vec(x), codegen
 
 
+@_compiled(py_broadcast_at)
 @intrinsic
-def _broadcast_at(typingctx, a, i):
+def broadcast_at(typingctx, a, i):
     if not (_array_ok(a, 1) and isinstance(i, types.Integer)):
         return None
     vec = _VECTORS[a.dtype]
@@ -263,160 +283,90 @@ def _broadcast_at(typingctx, a, i):
         if config.BOUNDSCHECK:
             cgutils.do_boundscheck(context, builder, ind,
                                    cgutils.unpack_tuple(builder, array.shape, 1)[0], 0)
-        ptr = builder.gep(array.data, [ind])
-        return _splat(builder, builder.load(ptr), context.get_value_type(vec))
+        value = builder.load(builder.gep(array.data, [ind]))
+        return _splat(builder, value, context.get_value_type(vec))
 
     return vec(a, i), codegen
 
 
-@overload(broadcast_at, inline="always")
-def _ol_broadcast_at(a, i):
-    return lambda a, i: _broadcast_at(a, i)
+# --- arithmetic: the operators + - * / and comparisons on Vectors ----------------------
 
 
-@overload(load, inline="always")
-def _ol_load(a, i, j):
-    return lambda a, i, j: _load(a, i, j)
+def _register_operator(op, emit, result=lambda vec: vec):
+    """Typing and in-place lowering of ``op`` when an operand is a Vector (a real scalar
+    operand is broadcast in the Vector's type)."""
 
-
-@overload(store, inline="always")
-def _ol_store(a, i, j, v):
-    return lambda a, i, j, v: _store(a, i, j, v)
-
-
-@overload(load1, inline="always")
-def _ol_load1(a, j):
-    return lambda a, j: _load1(a, j)
-
-
-@overload(store1, inline="always")
-def _ol_store1(a, j, v):
-    return lambda a, j, v: _store1(a, j, v)
-
-
-@overload(broadcast, inline="always")
-def _ol_broadcast(x):
-    return lambda x: _broadcast(x)
-
-
-# --- arithmetic ------------------------------------------------------------------------
-
-
-def _binary(emit):
-    """An intrinsic for a lane-wise binary operation of Vectors (a scalar operand is
-    broadcast, in the Vector's type)."""
-
-    @intrinsic
-    def op(typingctx, a, b):
-        vec = _vector_of(a, b)
-        if vec is None:
+    @infer_global(op)
+    class _Typing(AbstractTemplate):
+        def generic(self, args, kws):
+            if len(args) == 2 and not kws and any(isinstance(a, Vector) for a in args):
+                vec = _vector_of(*args)
+                if vec is not None:
+                    return signature(result(vec), *args)
             return None
 
-        def codegen(context, builder, sig, args):
-            x = _as_vector(context, builder, args[0], sig.args[0], vec)
-            y = _as_vector(context, builder, args[1], sig.args[1], vec)
-            return emit(builder, x, y)
+    def lower(context, builder, sig, args):
+        vec = _vector_of(*sig.args)
+        x = _as_vector(context, builder, args[0], sig.args[0], vec)
+        y = _as_vector(context, builder, args[1], sig.args[1], vec)
+        return emit(builder, x, y)
 
-        return vec(a, b), codegen
-
-    return op
-
-
-_add = _binary(lambda b, x, y: _flagged(b.fadd(x, y)))
-_sub = _binary(lambda b, x, y: _flagged(b.fsub(x, y)))
-_mul = _binary(lambda b, x, y: _flagged(b.fmul(x, y)))
-_div = _binary(lambda b, x, y: _flagged(b.fdiv(x, y)))
+    for a, b in ((Vector, Vector), (Vector, types.Number), (types.Number, Vector)):
+        lower_builtin(op, a, b)(lower)
 
 
-def _operator(op, impl):
-    @overload(op, inline="always")
-    def _ol(a, b):
-        if (isinstance(a, Vector) or isinstance(b, Vector)) and _vector_of(a, b) is not None:
-            return lambda a, b: impl(a, b)
-        return None
-
-    return _ol
-
-
-for _op, _impl in ((operator.add, _add), (operator.sub, _sub), (operator.mul, _mul),
-                   (operator.truediv, _div)):
-    _operator(_op, _impl)
-
-
-@intrinsic
-def _neg(typingctx, a):
-    if not isinstance(a, Vector):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _flagged(builder.fneg(args[0]) if hasattr(builder, "fneg")
-                        else builder.fsub(ir.Constant(args[0].type, [-0.0] * a.lanes), args[0]),
-                        ())
-
-    return a(a), codegen
-
-
-@overload(operator.neg, inline="always")
-def _ol_neg(a):
-    if isinstance(a, Vector):
-        return lambda a: _neg(a)
-    return None
-
-
-def _comparison(cmpop):
-    @intrinsic
-    def cmp(typingctx, a, b):
-        vec = _vector_of(a, b)
-        if vec is None:
-            return None
-
-        def codegen(context, builder, sig, args):
-            x = _as_vector(context, builder, args[0], sig.args[0], vec)
-            y = _as_vector(context, builder, args[1], sig.args[1], vec)
-            return builder.fcmp_ordered(cmpop, x, y)  # NaN compares false
-
-        return Mask(vec.lanes)(a, b), codegen
-
-    return cmp
-
-
+_register_operator(operator.add, lambda b, x, y: _flagged(b.fadd(x, y)))
+_register_operator(operator.sub, lambda b, x, y: _flagged(b.fsub(x, y)))
+_register_operator(operator.mul, lambda b, x, y: _flagged(b.fmul(x, y)))
+_register_operator(operator.truediv, lambda b, x, y: _flagged(b.fdiv(x, y)))
 for _op, _sym in ((operator.gt, ">"), (operator.ge, ">="), (operator.lt, "<"),
                   (operator.le, "<=")):
-    _operator(_op, _comparison(_sym))
+    # ordered comparisons: NaN compares false
+    _register_operator(_op, lambda b, x, y, _sym=_sym: b.fcmp_ordered(_sym, x, y),
+                       lambda vec: Mask(vec.lanes))
 
 
-def fma(a, b, c):
+@infer_global(operator.neg)
+class _NegTyping(AbstractTemplate):
+    def generic(self, args, kws):
+        if len(args) == 1 and isinstance(args[0], Vector):
+            return signature(args[0], args[0])
+        return None
+
+
+@lower_builtin(operator.neg, Vector)
+def _lower_neg(context, builder, sig, args):
+    return _flagged(builder.fneg(args[0]), ())
+
+
+def py_fma(a, b, c):
     """a * b + c, fused where the CPU has FMA (``llvm.fmuladd``); scalars broadcast."""
     return a * b + c
 
 
+@_compiled(py_fma)
 @intrinsic
-def _fma(typingctx, a, b, c):
+def fma(typingctx, a, b, c):
     vec = _vector_of(a, b, c)
     if vec is None:
         return None
 
     def codegen(context, builder, sig, args):
         vals = [_as_vector(context, builder, v, t, vec) for v, t in zip(args, sig.args)]
-        fn = _intrinsic_fn(builder, "fmuladd", vals[0].type, 3)
-        return builder.call(fn, vals)
+        return builder.call(_intrinsic_fn(builder, "fmuladd", vals[0].type, 3), vals)
 
     return vec(a, b, c), codegen
 
 
-@overload(fma, inline="always")
-def _ol_fma(a, b, c):
-    return lambda a, b, c: _fma(a, b, c)
-
-
-def where(mask, a, b):
+def py_where(mask, a, b):
     """Lane-wise mask ? a : b (scalars broadcast)."""
     dt = a.dtype if isinstance(a, np.ndarray) else b.dtype
     return np.where(mask, a, b).astype(dt)
 
 
+@_compiled(py_where)
 @intrinsic
-def _where(typingctx, mask, a, b):
+def where(typingctx, mask, a, b):
     vec = _vector_of(a, b)
     if not isinstance(mask, Mask) or vec is None or vec.lanes != mask.lanes:
         return None
@@ -427,11 +377,6 @@ def _where(typingctx, mask, a, b):
         return builder.select(args[0], x, y)
 
     return vec(mask, a, b), codegen
-
-
-@overload(where, inline="always")
-def _ol_where(mask, a, b):
-    return lambda mask, a, b: _where(mask, a, b)
 
 
 def _unary(llvm_name):
@@ -450,58 +395,27 @@ def _unary(llvm_name):
     return op
 
 
-def rint(v):
+def py_rint(v):
     """Each lane rounded to the nearest integer, ties to even (``llvm.rint``)."""
     return np.rint(v)
 
 
-def floor(v):
+def py_floor(v):
     """Each lane rounded down (``llvm.floor``)."""
     return np.floor(v)
 
 
-def absolute(v):
+def py_absolute(v):
     """|v| lane-wise (``llvm.fabs``: clears the sign bit, NaN stays NaN)."""
     return np.abs(v)
 
 
-def _overload_unary(py_func, llvm_name):
-    op = _unary(llvm_name)
-
-    @overload(py_func, inline="always")
-    def _ol(v):
-        return lambda v: op(v)
+rint = _compiled(py_rint)(_unary("rint"))
+floor = _compiled(py_floor)(_unary("floor"))
+absolute = _compiled(py_absolute)(_unary("fabs"))
 
 
-for _py, _name in ((rint, "rint"), (floor, "floor"), (absolute, "fabs")):
-    _overload_unary(_py, _name)
-
-
-def reciprocal(v):
-    """1 / v; for float32 an estimate refined by a Newton step where the CPU has one
-    (``arcp``: within 2 ulp), for float64 a true division."""
-    return (v.dtype.type(1.0) / v).astype(v.dtype)
-
-
-@intrinsic
-def _reciprocal(typingctx, v):
-    if not isinstance(v, Vector):
-        return None
-    flags = ("arcp", "afn", "contract") if v.dtype == types.float32 else _FLAGS
-
-    def codegen(context, builder, sig, args):
-        one = ir.Constant(args[0].type, [1.0] * v.lanes)
-        return _flagged(builder.fdiv(one, args[0]), flags)
-
-    return v(v), codegen
-
-
-@overload(reciprocal, inline="always")
-def _ol_reciprocal(v):
-    return lambda v: _reciprocal(v)
-
-
-def pow2(n):
+def py_pow2(n):
     """2**n for lanes holding integers n in the normal range (float32 -126..127, float64
     -1022..1023), built from the exponent bits."""
     if n.dtype == np.float32:
@@ -509,12 +423,12 @@ def pow2(n):
     return ((n.astype(np.int64) + 1023) << 52).view(np.float64)
 
 
+@_compiled(py_pow2)
 @intrinsic
-def _pow2(typingctx, n):
+def pow2(typingctx, n):
     if not isinstance(n, Vector):
         return None
-    single = n.dtype == types.float32
-    bits, bias, shift = (32, 127, 23) if single else (64, 1023, 52)
+    bits, bias, shift = (32, 127, 23) if n.dtype == types.float32 else (64, 1023, 52)
 
     def codegen(context, builder, sig, args):
         ity = ir.VectorType(ir.IntType(bits), n.lanes)
@@ -526,19 +440,15 @@ def _pow2(typingctx, n):
     return n(n), codegen
 
 
-@overload(pow2, inline="always")
-def _ol_pow2(n):
-    return lambda n: _pow2(n)
-
-
-def exponent_from_bits(t):
+def py_exponent_from_bits(t):
     """The float32 lanes whose bits are t's shifted left by 23: for t = 1.5 * 2**23 + 127 +
     n (n an integer, -126 <= n <= 127, the "magic bias" form of a rounded value), 2**n."""
     return (t.view(np.int32) << 23).view(np.float32)
 
 
+@_compiled(py_exponent_from_bits)
 @intrinsic
-def _exponent_from_bits(typingctx, t):
+def exponent_from_bits(typingctx, t):
     if not (isinstance(t, Vector) and t.dtype == types.float32):
         return None
 
@@ -550,12 +460,38 @@ def _exponent_from_bits(typingctx, t):
     return t(t), codegen
 
 
-@overload(exponent_from_bits, inline="always")
-def _ol_exponent_from_bits(t):
-    return lambda t: _exponent_from_bits(t)
+def py_evens(a, b):
+    """Lanes 0, 2, 4, ... of a followed by b: with odds, splits interleaved pairs (x0 y0
+    x1 y1 ...) into their two streams."""
+    return np.concatenate([a, b])[0::2]
 
 
-def hsum(v):
+def py_odds(a, b):
+    """Lanes 1, 3, 5, ... of a followed by b."""
+    return np.concatenate([a, b])[1::2]
+
+
+def _picker(first):
+    @intrinsic
+    def pick(typingctx, a, b):
+        if not (isinstance(a, Vector) and a == b):
+            return None
+
+        def codegen(context, builder, sig, args):
+            i32 = ir.IntType(32)
+            mask = ir.Constant(ir.VectorType(i32, a.lanes), list(range(first, 2 * a.lanes, 2)))
+            return builder.shuffle_vector(args[0], args[1], mask)
+
+        return a(a, b), codegen
+
+    return pick
+
+
+evens = _compiled(py_evens)(_picker(0))
+odds = _compiled(py_odds)(_picker(1))
+
+
+def py_hsum(v):
     """The sum of the lanes, as a pairwise tree (fixed order: deterministic)."""
     while v.shape[0] > 1:
         h = v.shape[0] // 2
@@ -563,38 +499,41 @@ def hsum(v):
     return v[0]
 
 
+@_compiled(py_hsum)
 @intrinsic
-def _hsum(typingctx, v):
+def hsum(typingctx, v):
     if not isinstance(v, Vector):
         return None
 
     def codegen(context, builder, sig, args):
         x = args[0]
         n = v.lanes
+        i32 = ir.IntType(32)
         while n > 1:
             h = n // 2
-            i32 = ir.IntType(32)
             lo = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, h), list(range(h))))
             hi = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, h),
                                                           list(range(h, n))))
             x = _flagged(builder.fadd(lo, hi))
             n = h
-        return builder.extract_element(x, ir.Constant(ir.IntType(32), 0))
+        return builder.extract_element(x, ir.Constant(i32, 0))
 
     return v.dtype(v), codegen
 
 
-@overload(hsum, inline="always")
-def _ol_hsum(v):
-    return lambda v: _hsum(v)
-
-
-def lanes(a):
+def py_lanes(a):
     """LANES for the dtype of array a (a compile-time constant in kernels)."""
     return LANES[a.dtype]
 
 
-@overload(lanes, inline="always")
-def _ol_lanes(a):
+@_compiled(py_lanes)
+@intrinsic
+def lanes(typingctx, a):
+    if not (isinstance(a, types.Array) and a.dtype in _NB_LANES):
+        return None
     n = _NB_LANES[a.dtype]
-    return lambda a: n
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, n)
+
+    return types.intp(a), codegen

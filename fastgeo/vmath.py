@@ -20,7 +20,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload, register_jitable
 
-from .simd import absolute, exponent_from_bits, floor, fma, pow2, reciprocal, rint, where
+from .simd import absolute, exponent_from_bits, floor, fma, pow2, rint, where
 
 #: Largest error of the float32 sigmoid and tanh in ulp, over all float32 inputs whose
 #: result is a normal float32 (measured by tests/test_vmath.py).
@@ -92,7 +92,7 @@ def _sigmoid32(z):
     x = -z
     x = where(x > _EXP_LIMIT32, _EXP_LIMIT32, x)  # comparisons are false for NaN: kept
     x = where(x < -_EXP_LIMIT32, -_EXP_LIMIT32, x)
-    s = reciprocal(_exp32(x) + 1.0)
+    s = 1.0 / (_exp32(x) + 1.0)
     return where(z < -_EXP_LIMIT32, 0.0, s)
 
 
@@ -107,7 +107,7 @@ def _sigmoid64(z):
 def _tanh32(z):
     a = absolute(z)
     e = _exp32(where(a > 43.0, -86.0, a * -2.0))  # tanh(43) rounds to 1
-    big = (1.0 - e) * reciprocal(e + 1.0)
+    big = (1.0 - e) / (e + 1.0)
     v = z * z
     p = fma(v, -5.70498872745e-3, 2.06390887954e-2)
     p = fma(p, v, -5.37397155531e-2)
@@ -150,5 +150,5 @@ def _by_dtype(single, double):
     return choose
 
 
-overload(sigmoid, inline="always")(_by_dtype(_sigmoid32, _sigmoid64))
-overload(tanh, inline="always")(_by_dtype(_tanh32, _tanh64))
+overload(sigmoid)(_by_dtype(_sigmoid32, _sigmoid64))
+overload(tanh)(_by_dtype(_tanh32, _tanh64))
