@@ -201,44 +201,30 @@ def tile_rows(sizes):
 @kernel(internal=True)
 def _pack(params, sizes, packed, backward):
     """The packed weights of every layer (see the module docstring); backward panels only
-    when ``backward``."""
-    zero = params.dtype.type(0.0)
+    when ``backward``. The padding stays 0 (``workspace`` zeroes the buffer)."""
     for l in range(1, sizes.shape[0]):
         n_in = sizes[l - 1]
         n_out = sizes[l]
         w = _weight_offset(sizes, l)
         f, b, g = _packed_layer(sizes, l)
-        for o in range(0, n_out, 4):
-            for q in range(n_in):
-                for j in range(4):
-                    packed[f + o * n_in + 4 * q + j] = (params[w + q * n_out + o + j]
-                                                        if o + j < n_out else zero)
-        for o in range(_pad4(n_out)):
-            packed[b + o] = params[w + n_in * n_out + o] if o < n_out else zero
+        for q in range(n_in):
+            for o in range(n_out):
+                packed[f + (o // 4) * 4 * n_in + 4 * q + o % 4] = params[w + q * n_out + o]
+        for o in range(n_out):
+            packed[b + o] = params[w + n_in * n_out + o]
         if backward:
-            for q in range(0, n_in, 4):
+            for q in range(n_in):
                 for o in range(n_out):
-                    for i in range(4):
-                        packed[g + q * n_out + 4 * o + i] = (params[w + (q + i) * n_out + o]
-                                                             if q + i < n_in else zero)
+                    packed[g + (q // 4) * 4 * n_out + 4 * o + q % 4] = params[w + q * n_out + o]
 
 
 @kernel
 def prepare_tile(sizes, tile):
     """Writes the rows of a tile buffer that no stage writes: each layer's row of ones and
     zero rows, the zero rows of the output error. Once per buffer (``workspace`` does)."""
-    zero = tile.dtype.type(0.0)
-    one = tile.dtype.type(1.0)
-    L = sizes.shape[0] - 1
-    for l in range(L + 1):
-        r = _activation_rows(sizes, l)
-        for u in range(sizes[l], _pad4(sizes[l] + 1)):
-            for t in range(tile.shape[1]):
-                tile[r + u, t] = one if u == sizes[l] else zero
-    r = _error_rows(sizes, L)
-    for u in range(sizes[L], _pad4(sizes[L])):
-        for t in range(tile.shape[1]):
-            tile[r + u, t] = zero
+    tile[:] = 0.0
+    for l in range(sizes.shape[0]):
+        tile[_activation_rows(sizes, l) + sizes[l]] = 1.0
 
 
 # --- loading a tile ---------------------------------------------------------------------
@@ -480,7 +466,7 @@ def _backward_tile(packed, sizes, code, tile, width, grad):
                             _error_rows(sizes, l - 1), width)
 
 
-@kernel(internal=True)
+@kernel(internal=True, inline="always")
 def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, scale,
            with_gradient):
     """scale * the summed BCE of the samples i_s = order[s] (gather) or s, for s in
@@ -512,7 +498,7 @@ def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, sc
 # --- njit-callable entry points (the public kernel API) ---------------------------------
 
 
-@kernel
+@kernel(internal=True, inline="always")
 def forward_into(params, sizes, code, X, out, packed, tile):
     """out (n, sizes[-1]) = the output probabilities of X (n, sizes[0]). Returns
     FORWARD_OK, FORWARD_BAD_X / FORWARD_BAD_PARAMS (NaN or inf found before anything was
@@ -551,7 +537,7 @@ def forward_into(params, sizes, code, X, out, packed, tile):
     return FORWARD_OK if n_bad == 0 else FORWARD_OVERFLOW
 
 
-@kernel
+@kernel(internal=True, inline="always")
 def trace_into(params, sizes, code, X, Z, A, packed, tile):
     """Z, A (n, sum(sizes[1:])) = every layer's z and a for X; layer l's columns start at
     sum(sizes[1:l]); the last layer's a is the probability."""
@@ -584,7 +570,7 @@ def trace_into(params, sizes, code, X, Z, A, packed, tile):
             r_in = r_out
 
 
-@kernel
+@kernel(internal=True, inline="always")
 def loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile, with_gradient):
     """The mean BCE of the samples X[rows], Y[rows] (all of X, Y when rows is empty),
     returned; with_gradient: its gradient into grad (like params, overwritten)."""
@@ -597,7 +583,7 @@ def loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile, with
                   1.0 / (n * sizes[sizes.shape[0] - 1]), with_gradient)
 
 
-@kernel
+@kernel(internal=True, inline="always")
 def fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms, history, work,
              order, packed, tile):
     """Mini-batch SGD for ``epochs`` epochs; history[e] = the mean of the batch losses
@@ -644,6 +630,28 @@ def fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms, hi
     return -1
 
 
+#: ``run``'s jobs
+JOB_FORWARD, JOB_TRACE, JOB_LOSS, JOB_GRADIENT, JOB_FIT = range(5)
+
+
+@kernel
+def run(job, params, sizes, code, X, Y, rows, out, Z, grad, packed, tile, lr, epochs,
+        batch_size, state, perms, history, work):
+    """dispatcher"""
+    if job == JOB_FORWARD:
+        return float(forward_into(params, sizes, code, X, out, packed, tile))
+    if job == JOB_TRACE:
+        trace_into(params, sizes, code, X, Z, out, packed, tile)
+        return 0.0
+    if job == JOB_LOSS or job == JOB_GRADIENT:
+        return loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile,
+                                  job == JOB_GRADIENT)
+    if job == JOB_FIT:
+        return float(fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms,
+                              history, work, rows, packed, tile))
+    return math.nan
+
+
 # --- Python side: workspaces and the functions MLP calls ---------------------------------
 
 
@@ -685,24 +693,39 @@ def _writable(a):
 _NO_ROWS = np.empty(0, np.int64)
 
 
+_placeholders = {}
+
+
+def _unused(dtype):
+    found = _placeholders.get(dtype.char)
+    if found is None:
+        found = _placeholders[dtype.char] = (
+            np.empty((0, 1), dtype), np.empty(0, dtype), np.empty((0, 0), np.int64),
+            np.empty(0, np.float64), dtype.type(0))
+    return found
+
+
+def _run(job, params, sizes, code, X, Y=None, rows=None, out=None, Z=None, grad=None):
+    M2, G1, I2, H1, lr0 = _unused(params.dtype)
+    packed, tile = workspace(sizes, params.dtype)
+    return run(job, params, sizes, code, X, M2 if Y is None else Y,
+               _NO_ROWS if rows is None else rows,
+               M2 if out is None else out, M2 if Z is None else Z, G1 if grad is None else grad,
+               packed, tile, lr0, 0, 1, 0, I2, H1, G1)
+
+
 def forward(params, sizes, code, X, out):
-    """Output probabilities of every row of X into out (n, sizes[-1]); returns a
-    FORWARD_* status (see ``forward_into``)."""
     if not (params.flags.writeable and X.flags.writeable):
         params, X = _writable(params), _writable(X)
-    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype))
+    return int(_run(JOB_FORWARD, params, sizes, code, X, out=out))
 
 
 def forward_trace(params, sizes, code, X, Z, A):
-    """Forward pass keeping every layer (see ``trace_into``)."""
-    trace_into(_writable(params), sizes, code, _writable(X), Z, A,
-               *workspace(sizes, params.dtype))
+    _run(JOB_TRACE, _writable(params), sizes, code, _writable(X), out=A, Z=Z)
 
 
 def loss(params, sizes, code, X, Y):
-    """Mean BCE over all elements of Y."""
-    return loss_gradient_into(_writable(params), sizes, code, _writable(X), _writable(Y),
-                              _NO_ROWS, params[:0], *workspace(sizes, params.dtype), False)
+    return _run(JOB_LOSS, _writable(params), sizes, code, _writable(X), _writable(Y))
 
 
 def loss_and_gradient(params, sizes, code, X, Y, rows, grad):
@@ -714,8 +737,8 @@ def loss_and_gradient(params, sizes, code, X, Y, rows, grad):
         return math.nan
     if rows.shape[0] == X.shape[0] and rows[0] == 0 and (np.diff(rows) == 1).all():
         rows = _NO_ROWS  # in order: no gather
-    return loss_gradient_into(_writable(params), sizes, code, _writable(X), _writable(Y),
-                              rows, grad, *workspace(sizes, params.dtype), True)
+    return _run(JOB_GRADIENT, _writable(params), sizes, code, _writable(X), _writable(Y),
+                rows, grad=grad)
 
 
 # --- parallel: the serial kernels on Python threads ---------------------------------------
@@ -790,9 +813,8 @@ def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):
         if stop > start:
             # each block's mean, weighted by its share of the rows
             share = (stop - start) / m
-            losses[c] = share * loss_gradient_into(
-                params, sizes, code, X, Y, rows[start:stop], partials[c],
-                *workspace(sizes, params.dtype), True)
+            losses[c] = share * _run(JOB_GRADIENT, params, sizes, code, X, Y,
+                                     rows[start:stop], grad=partials[c])
             partials[c] *= params.dtype.type(share)
         else:
             partials[c] = 0
@@ -812,6 +834,7 @@ def train(params, sizes, code, X, Y, epochs, lr, batch_size, shuffle_state, perm
     permutations = _writable(np.ascontiguousarray(permutations, dtype=np.int64))
     work = np.empty(2 * params.shape[0], dtype=params.dtype)
     order = np.empty(X.shape[0], dtype=np.int64)
-    return int(fit_into(params, sizes, code, X, Y, epochs, params.dtype.type(lr), batch_size,
-                        shuffle_state, permutations, history, work, order,
-                        *workspace(sizes, params.dtype)))
+    M2 = _unused(params.dtype)[0]
+    return int(run(JOB_FIT, params, sizes, code, X, Y, order, M2, M2, params[:0],
+                   *workspace(sizes, params.dtype), params.dtype.type(lr), epochs, batch_size,
+                   shuffle_state, permutations, history, work))
