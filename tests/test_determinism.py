@@ -147,22 +147,6 @@ def test_loss_and_gradient_parallel_chunk_counts(dtype):
         assert_parallel_close(pgrad, grad, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_train_chunk_counts(dtype):
-    """Five full-batch epochs: the chunk count changes the result only within tolerance."""
-    results = []
-    for n_chunks in (1, 2, 5):
-        net, X, Y = problem(dtype)
-        history = np.empty(5)
-        failed = kernels.train(net.params, net._sizes, 2, X, Y, 5, dtype(0.3), len(X), 0,
-                               np.empty((0, len(X)), np.int64), history, n_chunks)
-        assert failed == -1
-        results.append((net.params.copy(), history))
-    for params, history in results[1:]:
-        assert_parallel_close(params, results[0][0], dtype)
-        assert_parallel_close(history, results[0][1], dtype)
-
-
 # --- parallel: thread count ------------------------------------------------------------
 
 

@@ -1,11 +1,19 @@
 """Every execution path of ``fastgeo.kernels`` against the NumPy reference, on nets small
-enough for a quick test: the thresholds that pick a path are lowered for the test.
+enough for a quick test:
 
-* tiles (``_engine``) — serial, and on the thread pool in blocks of tiles;
-* wide layers — NumPy matmuls (BLAS) with compiled element-wise passes;
-* ``train`` — one fused engine call, or the Python epoch loop (threaded or wide
-  batches), with permutations, minstd shuffles and the non-finite restore.
+* tiles: one partial tile, exactly one, several with a partial last one; 1 and 2 input
+  features (loaded a vector at a time) and more (element by element); one output (a
+  contiguous copy) and several;
+* rows in order (no gather) and shuffled (gathered);
+* the thread pool, in blocks of whole tiles;
+* ``train``: in order, permutations, minstd shuffles, mini-batches, the non-finite restore;
+* one compiled specialisation per kernel and dtype, whatever the callers pass.
 """
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,11 +25,8 @@ from fastgeo import kernels
 parity = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 
 
-@pytest.fixture
-def wide(monkeypatch):
-    """Every net counts as wide (BLAS path) from 2 rows up."""
-    monkeypatch.setattr(kernels, "WIDE_MIN_WEIGHTS", 1)
-    monkeypatch.setattr(kernels, "WIDE_MIN_ROWS", 2)
+def tile(dtype):
+    return kernels.TILE[np.dtype(dtype)]
 
 
 @pytest.fixture
@@ -31,64 +36,78 @@ def tiny_tiles_parallel(monkeypatch):
     monkeypatch.setattr(fastgeo.mlp.numba, "get_num_threads", lambda: 3)
 
 
+@pytest.mark.kernels
 @parity
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("sizes", [(2, 8, 8, 1), (3, 5, 7, 2), (2, 1)], ids=str)
-def test_wide_path_matches_reference(sizes, activation, dtype, wide):
+@pytest.mark.parametrize("sizes", [(2, 8, 8, 1), (3, 5, 7, 2), (1, 6, 1), (2, 1), (5, 4)],
+                         ids=str)
+def test_tile_shapes_match_reference(sizes, activation, dtype):
     fast, ref = pair(sizes, activation, dtype, seed=3)
-    X, y = data(70, sizes[0], sizes[-1], seed=2, dtype=dtype)
-    assert kernels._is_wide(fast._sizes, len(X))
-    assert_close(fast.forward(X), ref.forward(X), dtype, what="forward")
-    (fW, fb), (rW, rb) = fast.gradients(X, y), ref.gradients(X, y)
-    assert_params_close(fW + fb, rW + rb, dtype, what="gradients")
-    assert_close(fast.train_step(X, y, 0.2), ref.train_step(X, y, 0.2), dtype)
-    kw = {"batch_size": 20, "shuffle_seed": 5}
-    assert_close(fast.fit(X, y, 6, 0.2, **kw), ref.fit(X, y, 6, 0.2, **kw), dtype)
-    assert_params_close(fast.weights + fast.biases, ref.weights + ref.biases, dtype)
+    T = tile(dtype)
+    for n in (1, 7, T, 3 * T + 5):
+        X, y = data(n, sizes[0], sizes[-1], seed=n, dtype=dtype)
+        assert_close(fast.forward(X), ref.forward(X), dtype, what=f"forward n={n}")
+        (fW, fb), (rW, rb) = fast.gradients(X, y), ref.gradients(X, y)
+        assert_params_close(fW + fb, rW + rb, dtype, what=f"gradients n={n}")
+        assert_close(fast.loss(X, y), ref.loss(X, y), dtype, what=f"loss n={n}")
 
 
+@pytest.mark.kernels
 @parity
-def test_wide_parallel_kernels_use_one_blas_call(dtype, wide):
-    net = fastgeo.MLP((3, 6, 2), "tanh", seed=1, dtype=np.dtype(dtype).name)
-    X, Y = data(40, 3, 2, dtype=dtype)
-    out1, out2 = np.empty((40, 2), dtype), np.empty((40, 2), dtype)
-    kernels.forward(net.params, net._sizes, 2, X, out1)
-    kernels.forward_parallel(net.params, net._sizes, 2, X, out2, 3)
-    np.testing.assert_array_equal(out1, out2)
-    rows = np.random.RandomState(0).permutation(40)
-    g1, g2 = np.empty_like(net.params), np.empty_like(net.params)
+def test_gathered_rows_match_the_rows_taken_out(dtype):
+    """loss_and_gradient over shuffled rows (the gather path) equals the same rows taken
+    out first (in order: no gather), and rows 0..n-1 equal no rows given."""
+    net = fastgeo.MLP((2, 6, 3, 1), "tanh", seed=1, dtype=np.dtype(dtype).name)
+    n = 2 * tile(dtype) + 9
+    X, Y = data(n, 2, 1, seed=4, dtype=dtype)
+    Y = Y.reshape(-1, 1)
+    rows = np.random.RandomState(0).permutation(n)[: n - 11]
+    g1, g2, g3 = (np.empty_like(net.params) for _ in range(3))
     l1 = kernels.loss_and_gradient(net.params, net._sizes, 2, X, Y, rows, g1)
-    l2 = kernels.loss_and_gradient_parallel(net.params, net._sizes, 2, X, Y, rows, g2,
-                                            np.empty((3, net.params.size), dtype))
-    assert l1 == l2
-    np.testing.assert_array_equal(g1, g2)
+    l2 = kernels.loss_and_gradient(net.params, net._sizes, 2, X[rows].copy(), Y[rows].copy(),
+                                   np.arange(len(rows)), g2)
+    assert_close(l1, l2, dtype)
+    assert_params_close([g1], [g2], dtype)
+    l3 = kernels.loss_and_gradient(net.params, net._sizes, 2, X, Y, np.arange(n), g3)
+    assert l3 == kernels.loss(net.params, net._sizes, 2, X, Y)
 
 
 @parity
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
 def test_threaded_blocks_match_reference(activation, dtype, tiny_tiles_parallel):
-    """3 blocks of whole tiles on the pool: forward, gradients, and a fit whose epoch loop
-    runs in Python (batches of 2+ tiles per block)."""
+    """3 blocks of whole tiles on the pool: forward and gradients."""
     fast, ref = pair((3, 9, 4, 2), activation, dtype, seed=1)
-    n = 3 * 2 * kernels.TILE + 37
+    n = 3 * 2 * tile(dtype) + 37
     X, y = data(n, 3, 2, seed=4, dtype=dtype)
     assert fastgeo.mlp._n_chunks(n, 3 * fast.macs_per_sample) == 3
     assert_close(fast.forward(X), ref.forward(X), dtype)
     assert_params_close(fast.gradients(X, y)[0], ref.gradients(X, y)[0], dtype)
-    assert_close(fast.fit(X, y, 3, 0.3, shuffle_seed=2), ref.fit(X, y, 3, 0.3, shuffle_seed=2),
-                 dtype)
+    assert_close(fast.train_step(X, y, 0.3), ref.train_step(X, y, 0.3), dtype)
     assert_params_close(fast.weights + fast.biases, ref.weights + ref.biases, dtype)
 
 
-@pytest.mark.parametrize("path", ["fused", "threaded", "wide"])
-def test_train_restores_params_and_reports_the_epoch(path, monkeypatch):
-    """An lr that overflows in the second epoch: every path stops there, restores the
+@pytest.mark.kernels
+@parity
+@pytest.mark.parametrize("order", ["in order", "permutations", "shuffled"])
+@pytest.mark.parametrize("batch_size", [None, 50])
+def test_fit_orders_match_reference(order, batch_size, dtype):
+    fast, ref = pair((2, 7, 5, 1), "sigmoid", dtype, seed=2)
+    n = tile(dtype) + 30
+    X, y = data(n, 2, 1, seed=6, dtype=dtype)
+    kw = {"batch_size": batch_size}
+    if order == "permutations":
+        rng = np.random.RandomState(1)
+        kw["permutations"] = np.array([rng.permutation(n) for _ in range(4)])
+    elif order == "shuffled":
+        kw["shuffle_seed"] = 5
+    assert_close(fast.fit(X, y, 4, 0.3, **kw), ref.fit(X, y, 4, 0.3, **kw), dtype)
+    assert_params_close(fast.weights + fast.biases, ref.weights + ref.biases, dtype)
+
+
+def test_train_restores_params_and_reports_the_epoch():
+    """An lr that overflows in the second epoch: train stops there, restores the
     parameters of that epoch's start and returns the epoch."""
-    if path == "wide":
-        monkeypatch.setattr(kernels, "WIDE_MIN_WEIGHTS", 1)
-        monkeypatch.setattr(kernels, "WIDE_MIN_ROWS", 2)
-    chunks = 2 if path == "threaded" else 1
-    n = 2 * 2 * kernels.TILE
+    n = 2 * tile(np.float64)
     X, Y = data(n, 2, 1, seed=0)
     Y = Y.reshape(-1, 1)
     results = []
@@ -97,7 +116,7 @@ def test_train_restores_params_and_reports_the_epoch(path, monkeypatch):
         start = net.params.copy()
         history = np.full(4, -1.0)
         failed = kernels.train(net.params, net._sizes, net._act.code, X, Y, 4, lr, n, 0,
-                               np.empty((0, n), np.int64), history, chunks)
+                               np.empty((0, n), np.int64), history)
         results.append((failed, history, start, net.params.copy()))
     failed, history, _, _ = results[0]
     assert failed == -1 and np.isfinite(history).all()
@@ -107,15 +126,53 @@ def test_train_restores_params_and_reports_the_epoch(path, monkeypatch):
     assert history[2] == -1.0 and history[3] == -1.0  # never reached
 
 
-def test_read_only_inputs_do_not_compile_another_engine():
+def test_read_only_inputs_do_not_compile_another_kernel():
     """Read-only arrays are another numba type: the wrappers copy them instead."""
     net = fastgeo.MLP((2, 3, 1), "relu", seed=0)
     X, _ = data(10, 2)
+    out = np.empty((10, 1))
+    kernels.forward(net.params, net._sizes, 1, X, out)
+    before = len(kernels.run.signatures)
     X.flags.writeable = False
     params = net.params.copy()
     params.flags.writeable = False
-    before = len(kernels._engine.signatures)
-    out = np.empty((10, 1))
     kernels.forward(params, net._sizes, 1, X, out)
-    assert len(kernels._engine.signatures) == before or before == 0
+    assert len(kernels.run.signatures) == before
     np.testing.assert_allclose(out, net.forward(X))
+
+
+ONE_SPECIALISATION = r"""
+import json, sys
+import numpy as np
+import fastgeo
+from fastgeo import kernels
+name = sys.argv[1]
+rng = np.random.RandomState(0)
+for sizes, act in (((2, 5, 1), "relu"), ((3, 4, 2), "sigmoid")):
+    net = fastgeo.MLP(sizes, act, seed=0, dtype=name)
+    X = rng.randn(30, sizes[0]).astype(name)
+    y = (rng.rand(30, sizes[-1]) < 0.5).astype(name)
+    net.forward(X)
+    net.forward_trace(X)
+    net.loss(X, y)
+    net.fit(X, y, 2, 0.1, batch_size=7, shuffle_seed=1)
+stages = (kernels._load_rows, kernels._pack, kernels._dense_forward, kernels._forward_tile,
+          kernels._backward_tile, kernels._weight_gradient, kernels._dense_backward,
+          kernels._output_error)
+print(json.dumps({s.__name__: [str(sig) for sig in s.signatures] for s in stages}))
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_specialisation_per_stage(dtype, tmp_path):
+    """Callers pass constants (row 0, a literal flag) next to variables: each stage still
+    compiles once per dtype, not once per constant (a fresh process and cache, so that
+    everything compiles)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    proc = subprocess.run([sys.executable, "-c", ONE_SPECIALISATION, dtype], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    signatures = json.loads(proc.stdout.strip().splitlines()[-1])
+    for stage, sigs in signatures.items():
+        assert len(sigs) == 1, (stage, sigs)
