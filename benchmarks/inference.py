@@ -70,10 +70,9 @@ class ForwardBatch1(Suite):
     the figure is the per-call overhead (validation, dispatch, the compiled call): what
     a user evaluating a net sample by sample pays.
 
-    Hook: when ``fastgeo.kernels`` exposes its njit-callable API (issue 11, item 8), the
-    API's batch-1 latency inside a user's ``@njit`` loop goes beside this as another
-    ``time_`` method of this class (``fastgeo bench`` reports it through
-    ``fastgeo.bench.peers.njit_api_latency``)."""
+    Hook: the batch-1 latency of the njit-callable kernel API (issue 11, item 8) inside a
+    user's ``@njit`` loop goes beside this as another ``time_`` method of this class
+    (``fastgeo bench`` reports it through ``fastgeo.bench.peers.njit_api_latency``)."""
 
     params = [ACTIVATIONS, BACKENDS, DTYPES]
     param_names = ["activation", "backend", "dtype"]

@@ -591,8 +591,8 @@ def ready(name, threads=1):
 
 #: The row beside which ``fastgeo bench`` reports the njit API's batch-1 latency.
 NJIT_API_WORKLOAD = "A-fwd-1"
-NJIT_API_MISSING = ("not measured: fastgeo.kernels has no njit-callable API yet "
-                    "(issue 11, item 8)")
+NJIT_API_MISSING = ("not measured yet: the bench has no runner for the njit-callable "
+                    "kernel API (issue 11, item 8)")
 
 
 def njit_api_latency(activation, weights, biases, X, quick=False):
@@ -600,12 +600,13 @@ def njit_api_latency(activation, weights, biases, X, quick=False):
     inside a user's own ``@njit`` loop (issue 11, item 8), which ``fastgeo bench`` shows
     beside the ``MLP.forward`` row ``NJIT_API_WORKLOAD``.
 
-    That API does not exist yet, so this returns {"available": False, "reason": ...}
-    and the bench says so. When it lands: compile here an ``@njit`` loop that evaluates
-    the net (``weights``, ``biases``, ``activation``) on the one sample ``X`` per
-    iteration through the API, time it with ``timing.measure`` (``QUICK`` when
-    ``quick``), check one output against ``reference.predict_proba``, and return
-    {"available": True, "per_call_s": seconds per sample, "what": ...}."""
+    No runner is written yet, so this returns {"available": False, "reason": ...} and the
+    bench says so. To fill it in: compile here an ``@njit`` loop that evaluates the net
+    (``weights``, ``biases``, ``activation``) on the one sample ``X`` per iteration through
+    the API (``fastgeo.kernels``' ``*_into`` entry points), time it with
+    ``timing.measure`` (``QUICK`` when ``quick``), check one output against
+    ``reference.predict_proba``, and return {"available": True, "per_call_s": seconds per
+    sample, "what": ...}."""
     return {"available": False, "reason": NJIT_API_MISSING}
 
 
