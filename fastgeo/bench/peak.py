@@ -2,7 +2,8 @@
 
 * The **FMA limit** (``fma_limit_gflops``): the float32 FLOP/s one core can issue,
   measured with a loop that does nothing but fused multiply-adds on accumulators that
-  stay in vector registers. A row's "of FMA" column is fastgeo's GFLOP/s over it.
+  stay in vector registers. A row's "of FMA" column is fastgeo's GFLOP/s over it (at
+  ``--threads N``, over N times one core's limit).
 * The **BLAS reference** (``matmul_gflops``): a 2048^3 float32 matmul through NumPy's
   BLAS (OpenBLAS in the PyPI wheels) or ``torch.mm``: what a tuned library reaches on a
   large, friendly shape; the "of BLAS" column.

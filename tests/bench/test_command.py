@@ -197,7 +197,7 @@ def test_render_marks_failed_checks_and_missed_targets():
     text = command.render(_fake_report(res, rows))
     assert "skipped torch: torch not installed" in text
     assert "4M!" in text and "CHECK FAILED jax" in text
-    assert ">=2x best: MISS" in text and "FMA limit, float32 GFLOP/s of one core: 20.0" in text
+    assert ">=2x best: MISS" in text and "FMA limit, float32 GFLOP/s: 20.0 = 1 x one core's 20.0" in text
 
 
 def test_targets_follow_issue_11():
