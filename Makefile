@@ -54,7 +54,7 @@ bench-save: $(VENV)/.stamp-peers
 bench-compare: $(VENV)/.stamp-peers
 	$(BENCH) --benchmark-compare --benchmark-compare-fail=median:25%
 
-# asv (benchmarks/, asv.conf.json; README "Tracking performance with asv"). asv-quick runs
+# asv (benchmarks/, asv.conf.json; docs/benchmarking.md, "Tracking performance with asv"). asv-quick runs
 # the suite once in .venv (working tree, results not saved); asv, asv-compare and asv-html
 # use asv's own environments under .asv/ and need the full git history and a local main.
 ASV  := $(VENV)/bin/asv

@@ -1,4 +1,5 @@
-"""fastgeo's asv suite (https://asv.readthedocs.io): see README, "Tracking performance with asv".
+"""fastgeo's asv suite (https://asv.readthedocs.io): see docs/benchmarking.md,
+"Tracking performance with asv".
 
 Thread pools are pinned before numpy or numba is imported. asv.conf.json sets the same
 variables through its matrix for asv's own environments; ``asv run --python=same`` ignores

@@ -1,6 +1,11 @@
 """Shared pieces of the asv suite: parameter values, data, the article protocol, and the
 base class every benchmark class derives from.
 
+Nets, data and the article protocol come from the benchmarked fastgeo itself
+(``fastgeo.bench.workloads``, ``fastgeo.article.protocol``: the definitions ``fastgeo
+bench`` and ``tests/bench`` use too), or, on commits that predate them, from
+``_fallback.py``, the suite's one copy (see there).
+
 Why the base class works as it does (asv 0.6 with asv_runner 0.3):
 
 * asv calibrates how many calls go into a sample from the FIRST timed call, and ``--quick``
@@ -14,17 +19,46 @@ Why the base class works as it does (asv 0.6 with asv_runner 0.3):
   nanoseconds per sample, loss, test error. Never samples/s.
 """
 
+import importlib
 import math
 import time
 
 import numba
-import numpy as np
 
-ACTIVATIONS = ["sigmoid", "relu"]
+from . import _fallback
+
+
+def _source(modules, names):
+    """The first of ``modules`` the benchmarked fastgeo has with all of ``names``; else
+    ``_fallback``, the suite's own copy for older commits (see benchmarks/_fallback.py)."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if all(hasattr(module, n) for n in names):
+            return module
+    return _fallback
+
+
+#: Where the nets and data come from: ``fastgeo.bench.workloads``, the set every
+#: instrument shares (fastgeo bench, tests/bench, this suite), or the fallback copy.
+WORKLOADS_SOURCE = _source(("fastgeo.bench.workloads",),
+                           ("ACTIVATIONS", "ARCHS", "features", "moons", "sizes_of"))
+#: Where the article protocol comes from: ``fastgeo.article.protocol``, its home;
+#: ``fastgeo.experiment`` on commits between its creation and the move; else the copy.
+ARTICLE_SOURCE = _source(("fastgeo.article.protocol", "fastgeo.experiment"),
+                         ("PROTOCOL", "load_data", "protocol_streams"))
+
+ACTIVATIONS = list(WORKLOADS_SOURCE.ACTIVATIONS)
 BACKENDS = ["numpy", "numba"]
 DTYPES = ["float32", "float64"]
-#: Architectures as "in-hidden-hidden-out" strings (readable in asv's tables and plots).
-ARCHS = ["2-8-8-1", "2-64-64-1", "32-512-512-1"]
+#: Architectures as "in-hidden-hidden-out" strings (readable in asv's tables and plots):
+#: nets A, B, C.
+ARCHS = list(WORKLOADS_SOURCE.ARCHS)
+sizes = WORKLOADS_SOURCE.sizes_of
+features = WORKLOADS_SOURCE.features
+moons = WORKLOADS_SOURCE.moons
 
 _BUILT = {}
 
@@ -41,30 +75,15 @@ def _prime_numba():
 _prime_numba()
 
 
-def sizes(arch):
-    """(2, 8, 8, 1) from "2-8-8-1"."""
-    return tuple(int(w) for w in arch.split("-"))
-
-
-def features(n, n_features, dtype="float64", seed=0):
-    """Standard-normal inputs, (n, n_features), C-contiguous, of the given dtype."""
-    return np.random.RandomState(seed).randn(n, n_features).astype(dtype)
-
-
-def moons(n, dtype="float64", noise=0.2, seed=0):
-    """Two-moons (X standardized, y 0/1 floats), as ``fastgeo demo`` makes them."""
-    from sklearn.datasets import make_moons
-
-    X, y = make_moons(n_samples=n, noise=noise, random_state=seed)
-    X = (X - X.mean(axis=0)) / X.std(axis=0)
-    return X.astype(dtype), y.astype(dtype)
-
-
 def best_seconds(fn, min_calls=5, min_time=0.5, max_calls=100):
     """Fastest of at least ``min_calls`` calls of fn (more while under ``min_time`` seconds
     in all, at most ``max_calls``). The minimum is the estimate least hurt by other load
     on a shared machine; ``track_`` benchmarks use it because asv gives them no warm-up
-    and no repeats of their own."""
+    and no repeats of their own.
+
+    This timer belongs to the suite, not to fastgeo (``fastgeo bench`` has its own in
+    ``fastgeo.bench.timing``): asv measures every commit with the suite's harness, so a
+    commit cannot change how it is measured."""
     best = math.inf
     calls = 0
     start = time.perf_counter()
@@ -78,46 +97,16 @@ def best_seconds(fn, min_calls=5, min_time=0.5, max_calls=100):
 
 # --- the article protocol ----------------------------------------------------------------
 
-ARTICLE = {"sizes": (2, 8, 8, 1), "lr": 0.05, "batch_size": 64, "epochs": 800, "seed": 42}
-ARTICLE_GAINS = {"sigmoid": 1.0, "relu": 2.0}
-
-
-def _local_article_setup():
-    """The article's data and random streams, written out here for commits that predate
-    ``fastgeo.experiment``: make_moons(400, noise=.18, random_state=42), StandardScaler on
-    all 400, train_test_split(test_size=.25, random_state=42); RandomState(42).randn for
-    W1..W3 of the sigmoid net times sqrt(1/fan_in), RandomState(42) again for the ReLU net
-    times sqrt(2/fan_in), then the same stream draws one permutation(300) per epoch."""
-    from sklearn.datasets import make_moons
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = make_moons(n_samples=400, noise=0.18, random_state=42)
-    X = StandardScaler().fit_transform(X)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=42)
-    dims = ARTICLE["sizes"]
-    params = {}
-    for act in ("sigmoid", "relu"):
-        rng = np.random.RandomState(ARTICLE["seed"])
-        Ws = [rng.randn(i, o) * np.sqrt(ARTICLE_GAINS[act] / i) for i, o in zip(dims, dims[1:])]
-        params[act] = (Ws, [np.zeros(o) for o in dims[1:]])
-    perms = np.array([rng.permutation(Xtr.shape[0]) for _ in range(ARTICLE["epochs"])])
-    return (Xtr, Xte, ytr, yte), params, perms
+PROTOCOL = ARTICLE_SOURCE.PROTOCOL
 
 
 def article_setup():
-    """((X_train, X_test, y_train, y_test), {activation: (weights, biases)}, permutations).
-
-    Uses ``fastgeo.experiment`` (the protocol's home) when the benchmarked commit has it,
-    else the identical local transcription (asv runs this suite against older commits too).
-    """
-    try:
-        from fastgeo.experiment import load_data, protocol_streams
-    except ImportError:
-        return _local_article_setup()
-    data = load_data(ARTICLE["seed"])
-    params, perms = protocol_streams(ARTICLE["seed"], list(ARTICLE["sizes"]), ARTICLE["epochs"],
-                                     data[0].shape[0], ("sigmoid", "relu"))
+    """((X_train, X_test, y_train, y_test), {activation: (weights, biases)}, permutations)
+    of the article's protocol, from ``ARTICLE_SOURCE``."""
+    data = ARTICLE_SOURCE.load_data(PROTOCOL["data_seed"])
+    params, perms = ARTICLE_SOURCE.protocol_streams(
+        PROTOCOL["net_seed"], list(PROTOCOL["sizes"]), PROTOCOL["epochs"], data[0].shape[0],
+        ("sigmoid", "relu"))
     return data, params, perms
 
 

@@ -1,5 +1,5 @@
 """Inference: ``MLP.forward`` (output probabilities) per activation, backend, batch,
-architecture and dtype."""
+architecture and dtype, and the batch-1 latency of net A."""
 
 import fastgeo
 
@@ -62,3 +62,28 @@ class ForwardPerSample(Suite):
         return best_seconds(lambda: self.net.forward(self.X)) / self.batch * 1e9
 
     track_ns_per_sample.unit = "ns/sample"
+
+
+class ForwardBatch1(Suite):
+    """Seconds per ``net.forward(x)`` of ONE sample through net A (2-8-8-1): the
+    online-inference latency, ``fastgeo bench``'s row "A forward batch 1". At this size
+    the figure is the per-call overhead (validation, dispatch, the compiled call): what
+    a user evaluating a net sample by sample pays.
+
+    Hook: the batch-1 latency of the njit-callable kernel API (issue 11, item 8) inside a
+    user's ``@njit`` loop goes beside this as another ``time_`` method of this class
+    (``fastgeo bench`` reports it through ``fastgeo.bench.peers.njit_api_latency``)."""
+
+    params = [ACTIVATIONS, BACKENDS, DTYPES]
+    param_names = ["activation", "backend", "dtype"]
+    arch = ARCHS[0]
+
+    def build(self, activation, backend, dtype):
+        dims = sizes(self.arch)
+        net = fastgeo.MLP(dims, activation, seed=0, dtype=dtype, backend=backend)
+        X = features(1, dims[0], dtype)
+        net.forward(X)  # compiles (or loads) the kernel timed below
+        return {"net": net, "X": X}
+
+    def time_forward(self, activation, backend, dtype):
+        self.net.forward(self.X)

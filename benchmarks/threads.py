@@ -23,15 +23,15 @@ class Threads(Suite):
     def build(self, activation, phase, threads):
         if phase == "forward":
             net = fastgeo.MLP((2, 64, 64, 1), activation, seed=0)
-            X = features(65536, 2)
+            X = features(65536, 2, "float64")
             call = lambda: net.forward(X)
         elif phase == "train_step":
             net = fastgeo.MLP((2, 64, 64, 1), activation, seed=0)
-            X, y = moons(4096)
+            X, y = moons(4096, "float64")
             call = lambda: net.train_step(X, y, 0.01)
         else:
             net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0)
-            X, y = moons(1000)
+            X, y = moons(1000, "float64")
             call = lambda: net.fit(X, y, 200, 0.5)
         p0 = start_weights(net)
         call()

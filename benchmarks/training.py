@@ -6,9 +6,9 @@ import fastgeo
 from .common import (
     ACTIVATIONS,
     ARCHS,
-    ARTICLE,
     BACKENDS,
     DTYPES,
+    PROTOCOL,
     Suite,
     article_setup,
     best_seconds,
@@ -112,7 +112,7 @@ class Article(Suite):
 
     params = [ACTIVATIONS, BACKENDS]
     param_names = ["activation", "backend"]
-    epochs = ARTICLE["epochs"]
+    epochs = PROTOCOL["epochs"]
     repeat = (1, 5, 5.0)  # numpy: 1-3 s a call
 
     def build(self, activation, backend):
@@ -120,7 +120,7 @@ class Article(Suite):
         net = fastgeo.MLP.from_params(*params[activation], activation=activation,
                                       backend=backend)
         p0 = start_weights(net)
-        net.fit(Xtr, ytr, 1, ARTICLE["lr"], batch_size=ARTICLE["batch_size"],
+        net.fit(Xtr, ytr, 1, PROTOCOL["lr"], batch_size=PROTOCOL["batch_size"],
                 permutations=perms[:1])
         return {"net": net, "p0": p0, "Xtr": Xtr, "Xte": Xte, "ytr": ytr, "yte": yte,
                 "perms": perms}
@@ -129,8 +129,8 @@ class Article(Suite):
         restore(self.net, self.p0)
 
     def _fit(self):
-        return self.net.fit(self.Xtr, self.ytr, self.epochs, ARTICLE["lr"],
-                            batch_size=ARTICLE["batch_size"],
+        return self.net.fit(self.Xtr, self.ytr, self.epochs, PROTOCOL["lr"],
+                            batch_size=PROTOCOL["batch_size"],
                             permutations=self.perms[:self.epochs])
 
     def time_fit(self, activation, backend):
@@ -162,7 +162,7 @@ class FitMemory(Suite):
 
     def build(self, backend):
         net = fastgeo.MLP((2, 64, 64, 1), "relu", seed=0, backend=backend)
-        X, y = moons(self.n)
+        X, y = moons(self.n, "float64")
         # Warm on a slice big enough to take the same (parallel) path, so no compilation
         # happens inside the measured call.
         net.fit(X[:4096], y[:4096], 1, self.lr)

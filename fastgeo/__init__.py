@@ -7,10 +7,9 @@
 """
 
 from . import activations, kernels, reference
+from ._version import __version__
 from .activations import ACTIVATIONS
 from .mlp import BACKENDS, MLP
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name):  # fastgeo.MLPClassifier imports scikit-learn (~2 s): only on first use
@@ -19,4 +18,4 @@ def __getattr__(name):  # fastgeo.MLPClassifier imports scikit-learn (~2 s): onl
         return MLPClassifier
     raise AttributeError(f"module 'fastgeo' has no attribute {name!r}")
 
-__all__ = ["ACTIVATIONS", "BACKENDS", "MLP", "activations", "kernels", "reference"]
+__all__ = ["ACTIVATIONS", "BACKENDS", "MLP", "__version__", "activations", "kernels", "reference"]

@@ -3,7 +3,7 @@ compare loss, accuracy and time."""
 
 import time
 
-import numpy as np
+from .mlp import MLP
 
 
 def add_parser(sub):
@@ -18,21 +18,19 @@ def add_parser(sub):
 def run(args):
     from sklearn.datasets import make_moons
 
-    import fastgeo
-
     X, y = make_moons(n_samples=args.samples, noise=0.2, random_state=0)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     print(f"two-moons: {args.samples} samples, 2-8-8-1, {args.epochs} full-batch epochs, "
           f"lr {args.lr}")
     t = time.perf_counter()
-    fastgeo.MLP((2, 8, 8, 1), "sigmoid").fit(X, y, 1, args.lr)
-    fastgeo.MLP((2, 8, 8, 1), "relu").fit(X, y, 1, args.lr)
+    MLP((2, 8, 8, 1), "sigmoid").fit(X, y, 1, args.lr)
+    MLP((2, 8, 8, 1), "relu").fit(X, y, 1, args.lr)
     print(f"first call (compile or load from the on-disk cache): {time.perf_counter() - t:.2f} s")
     print(f"{'activation':<10} {'backend':<7} {'final loss':>10} {'accuracy':>9} {'fit time':>9}")
     for activation in ("sigmoid", "relu"):
         times = {}
         for backend in ("numpy", "numba"):
-            net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0, backend=backend)
+            net = MLP((2, 8, 8, 1), activation, seed=0, backend=backend)
             t = time.perf_counter()
             losses = net.fit(X, y, args.epochs, args.lr)
             times[backend] = time.perf_counter() - t

@@ -1,4 +1,5 @@
-"""PNG figures for ``fastgeo reproduce`` and ``fastgeo sweep``.
+"""PNG figures for ``fastgeo reproduce`` and ``fastgeo sweep``, and the canvas helpers
+``fastgeo bench --plot`` draws its chart with.
 
 matplotlib is an optional dependency (``pip install 'fastgeo[plot]'``) and is imported only
 here, only when a figure is drawn. Figures are drawn on ``matplotlib.figure.Figure``
@@ -9,6 +10,8 @@ global matplotlib state (backend, open figures) of the calling process.
 import os
 
 import numpy as np
+
+from .article.protocol import ARTICLE, TRACE_KEYS
 
 COLORS = {"sigmoid": "tab:blue", "relu": "tab:red", "tanh": "tab:green",
           "leaky_relu": "tab:orange"}
@@ -26,7 +29,10 @@ def require_matplotlib():
         raise ImportError(MISSING) from exc
 
 
-def _figure(ncols=1, nrows=1, size=(6, 4.5), **kw):
+def new_figure(ncols=1, nrows=1, size=(6, 4.5), **kw):
+    """(figure, 2-D array of axes): a grid of ncols x nrows panels of ``size`` inches each,
+    on the Agg canvas (no pyplot state). ImportError with the install hint without
+    matplotlib."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -37,7 +43,8 @@ def _figure(ncols=1, nrows=1, size=(6, 4.5), **kw):
     return fig, axes
 
 
-def _save(fig, outdir, name):
+def save_figure(fig, outdir, name):
+    """Write fig as outdir/name (PNG at 110 dpi; outdir is created); returns the path."""
     os.makedirs(outdir, exist_ok=True)
     path = os.path.join(outdir, name)
     fig.savefig(path, dpi=110)
@@ -53,7 +60,7 @@ def _acts(results):
 
 def dataset(data, far, outdir):
     Xtr, Xte, ytr, yte = data
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax = ax[0, 0]
     for c in (0, 1):
         ax.scatter(*Xtr[ytr == c].T, s=14, color=CLASS_COLORS[c], alpha=0.6,
@@ -67,11 +74,11 @@ def dataset(data, far, outdir):
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.legend(fontsize=8)
-    return _save(fig, outdir, "dataset.png")
+    return save_figure(fig, outdir, "dataset.png")
 
 
 def loss_curves(results, outdir):
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax = ax[0, 0]
     for act in _acts(results):
         h = results[act]["loss_history"]
@@ -82,7 +89,7 @@ def loss_curves(results, outdir):
     ax.set_ylabel("training loss (mean BCE of the mini-batches)")
     ax.set_title("loss curves")
     ax.legend()
-    return _save(fig, outdir, "loss_curves.png")
+    return save_figure(fig, outdir, "loss_curves.png")
 
 
 def _grid(X, steps=250, pad=0.6):
@@ -94,7 +101,7 @@ def _grid(X, steps=250, pad=0.6):
 def decision_boundaries(results, nets, data, outdir):
     Xtr, Xte, _ytr, yte = data
     acts = _acts(results)
-    fig, axes = _figure(ncols=len(acts), sharex=True, sharey=True)
+    fig, axes = new_figure(ncols=len(acts), sharex=True, sharey=True)
     xx, yy, G = _grid(np.vstack([Xtr, Xte]))
     for ax, act in zip(axes[0], acts):
         p = nets[act].forward(G)[:, 0].reshape(xx.shape)
@@ -107,15 +114,13 @@ def decision_boundaries(results, nets, data, outdir):
         ax.set_xlabel("x1")
     axes[0, 0].set_ylabel("x2")
     axes[0, 0].legend(fontsize=8, loc="lower left")
-    return _save(fig, outdir, "decision_boundaries.png")
+    return save_figure(fig, outdir, "decision_boundaries.png")
 
 
 def signal_traces(results, outdir):
-    from .experiment import TRACE_KEYS
-
     acts = _acts(results)
     keys = ("class0", "class1")
-    fig, axes = _figure(ncols=2, sharey=True)
+    fig, axes = new_figure(ncols=2, sharey=True)
     far = results["protocol"].get("far_points", {})
     for ax, key in zip(axes[0], keys):
         for act in acts:
@@ -127,7 +132,7 @@ def signal_traces(results, outdir):
         ax.set_xlabel("stage")
     axes[0, 0].set_ylabel("mean |.| over units")
     axes[0, 0].legend()
-    return _save(fig, outdir, "signal_traces.png")
+    return save_figure(fig, outdir, "signal_traces.png")
 
 
 def _pca2(H):
@@ -148,7 +153,7 @@ def hidden_space(results, nets, data, outdir):
     Xtr, _, ytr, _ = data
     acts = _acts(results)
     n_hidden = len(nets[acts[0]].sizes) - 2
-    fig, axes = _figure(ncols=n_hidden, nrows=len(acts), size=(4.5, 4), sharex=True,
+    fig, axes = new_figure(ncols=n_hidden, nrows=len(acts), size=(4.5, 4), sharex=True,
                         sharey=True)
     for r, act in enumerate(acts):
         _, trace = nets[act].forward_trace(Xtr)
@@ -165,7 +170,7 @@ def hidden_space(results, nets, data, outdir):
             if l == 1:
                 ax.set_ylabel("PC2")
     axes[0, 0].legend(fontsize=8)
-    return _save(fig, outdir, "hidden_space.png")
+    return save_figure(fig, outdir, "hidden_space.png")
 
 
 def protocol_figures(results, nets, data, outdir):
@@ -186,10 +191,8 @@ def protocol_figures(results, nets, data, outdir):
 def seeds_figures(runs, outdir, what=""):
     """One figure: each run's test accuracy and final loss per activation (a strip plot),
     the article's values as dashed lines."""
-    from .experiment import ARTICLE
-
     acts = _acts(runs[0])
-    fig, axes = _figure(ncols=2)
+    fig, axes = new_figure(ncols=2)
     rng = np.random.RandomState(0)  # jitter only
     for ax, metric in zip(axes[0], ("test_accuracy", "final_loss")):
         for i, act in enumerate(acts):
@@ -204,7 +207,7 @@ def seeds_figures(runs, outdir, what=""):
         ax.legend(fontsize=8)
     if what:
         fig.suptitle(what)
-    return [_save(fig, outdir, "seeds_summary.png")]
+    return [save_figure(fig, outdir, "seeds_summary.png")]
 
 
 # --- sweep ----------------------------------------------------------------------------
@@ -218,7 +221,7 @@ def sweep_figures(summary, outdir):
               ("last_effective_rank", "effective rank, last hidden layer"),
               ("last_probe_accuracy", "linear-probe accuracy, last hidden layer"),
               ("saturated_or_dead", "saturated (sigmoid, tanh) / dead (ReLUs) fraction"))
-    fig, axes = _figure(ncols=2, nrows=2, size=(5.5, 4))
+    fig, axes = new_figure(ncols=2, nrows=2, size=(5.5, 4))
     for ax, (metric, title) in zip(axes.ravel(), panels):
         for act, per_depth in summary.items():
             depths = sorted(per_depth, key=int)
@@ -230,4 +233,4 @@ def sweep_figures(summary, outdir):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("hidden layers")
     axes[0, 0].legend()
-    return [_save(fig, outdir, "sweep.png")]
+    return [save_figure(fig, outdir, "sweep.png")]

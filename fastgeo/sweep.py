@@ -18,8 +18,6 @@ thread for its own calls (``numba.set_num_threads`` is per thread), so the pool,
 numba's parallel kernels, uses the cores.
 """
 
-import json
-import math
 import os
 import sys
 import time
@@ -27,7 +25,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
-from .experiment import GAINS, PROTOCOL, legacy_weights, load_data, parse_range
+from . import activations as registry
+from ._cli_args import parse_range, plots_unavailable, write_json
+from .article.protocol import PROTOCOL, gain, legacy_weights, load_data, protocol_streams
+from .mlp import MLP
 
 DEFAULTS = {"depths": "1-8", "width": 8, "activations": "sigmoid,relu,tanh,leaky_relu",
             "seeds": "0-4"}
@@ -86,16 +87,14 @@ def train_one(activation, depth, seed, width, data, perms, epochs, lr, batch_siz
     """Train and measure one net; returns a JSON-ready dict (metrics None if it diverged)."""
     import numba
 
-    import fastgeo
-
     from .geometry import diagnose
 
     if backend == "numba":
         numba.set_num_threads(1)  # this thread only: the pool provides the parallelism
     Xtr, Xte, ytr, yte = data
     sizes = (Xtr.shape[1],) + (width,) * depth + (1,)
-    weights, biases = legacy_weights(np.random.RandomState(seed), sizes, GAINS[activation])
-    net = fastgeo.MLP.from_params(weights, biases, activation=activation, backend=backend)
+    weights, biases = legacy_weights(np.random.RandomState(seed), sizes, gain(activation))
+    net = MLP.from_params(weights, biases, activation=activation, backend=backend)
     out = {"activation": activation, "depth": depth, "seed": seed, "sizes": list(sizes),
            "diverged": False}
     t = time.perf_counter()
@@ -117,9 +116,7 @@ def train_one(activation, depth, seed, width, data, perms, epochs, lr, batch_siz
 def permutations_for(seed, sizes, epochs, n):
     """The epoch orders: RandomState(seed), advanced past the weights of ``sizes``, then
     one permutation of range(n) per epoch (the article's protocol)."""
-    rng = np.random.RandomState(seed)
-    legacy_weights(rng, sizes, 1.0)
-    return np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)
+    return protocol_streams(seed, sizes, epochs, n, activations=())[1]
 
 
 def run_sweep(depths, activations, seeds, width=8, epochs=None, lr=None, batch_size=None,
@@ -242,26 +239,14 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def run(args):
-    import fastgeo
-
     t0 = time.perf_counter()
     try:
         depths = parse_range(args.depths)
         seeds = parse_range(args.seeds)
         activations = [a.strip() for a in args.activations.split(",") if a.strip()]
         for a in activations:
-            fastgeo.activations.get(a)
+            registry.get(a)
         if min(depths) < 1:
             raise ValueError("depths must be >= 1")
         for name in ("width", "epochs", "batch_size"):
@@ -274,13 +259,8 @@ def run(args):
     except ValueError as exc:
         print(f"fastgeo sweep: {exc}", file=sys.stderr)
         return 2
-    if args.plots:
-        from . import plots
-        try:
-            plots.require_matplotlib()
-        except ImportError as exc:
-            print(f"fastgeo sweep: {exc}", file=sys.stderr)
-            return 2
+    if args.plots and plots_unavailable("fastgeo sweep"):
+        return 2
     workers = min(2, os.cpu_count() or 1) if args.workers is None else args.workers
     total = len(depths) * len(activations) * len(seeds)
     print(f"fastgeo sweep: {total} nets (depths {args.depths}, width {args.width}, "
@@ -295,14 +275,11 @@ def run(args):
     summary = summarize(results)
     print(format_tables(summary, activations, depths))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(_json_safe({"summary": summary, "runs": results, "config": {
-                "depths": depths, "width": args.width, "activations": activations,
-                "seeds": seeds, "epochs": args.epochs, "lr": args.lr,
-                "batch_size": args.batch_size, "data_seed": args.data_seed,
-                "backend": args.backend, "workers": workers}}), f, indent=1)
-            f.write("\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, {"summary": summary, "runs": results, "config": {
+            "depths": depths, "width": args.width, "activations": activations,
+            "seeds": seeds, "epochs": args.epochs, "lr": args.lr,
+            "batch_size": args.batch_size, "data_seed": args.data_seed,
+            "backend": args.backend, "workers": workers}})
     if args.plots:
         from . import plots
         for path in plots.sweep_figures(summary, args.plots):

@@ -33,6 +33,7 @@ PREFIXES = ("time_", "track_", "peakmem_", "timeraw_", "mem_")
 SUBSET = {
     "Forward": ([("sigmoid", "numba", 256, "2-8-8-1", "float64"),
                  ("relu", "numpy", 256, "2-8-8-1", "float32")], {}),
+    "ForwardBatch1": ([("relu", "numba", "float32"), ("sigmoid", "numpy", "float64")], {}),
     "ForwardPerSample": ([("sigmoid", "numba", "2-8-8-1", "float32"),
                           ("relu", "numpy", "2-8-8-1", "float64")], {"batch": 64}),
     "TrainStep": ([("sigmoid", "numba", "2-64-64-1", 256, "float64"),
@@ -132,9 +133,43 @@ def test_training_benchmarks_restart_from_the_same_weights(monkeypatch):
     np.testing.assert_array_equal(bench.net.params, first)
 
 
-def test_article_setup_matches_the_local_transcription():
+def test_the_suite_takes_the_shared_definitions():
+    """On this commit the suite's nets, data and protocol come from fastgeo itself (the
+    fallback copy is for older commits only)."""
+    assert common.WORKLOADS_SOURCE.__name__ == "fastgeo.bench.workloads"
+    assert common.ARTICLE_SOURCE.__name__ == "fastgeo.article.protocol"
+
+
+def test_fallback_copy_agrees_with_the_shared_workloads():
+    """benchmarks/_fallback.py (used for commits before the shared modules) gives the
+    same parameters and data value for value: asv's results stay comparable."""
+    from benchmarks import _fallback
+    from fastgeo.bench import workloads as wl
+
+    assert list(_fallback.ACTIVATIONS) == list(wl.ACTIVATIONS) == common.ACTIVATIONS
+    assert _fallback.ARCHS == wl.ARCHS == common.ARCHS
+    assert common.ARCHS == ["2-8-8-1", "2-64-64-1", "32-512-512-1"]  # asv's parameter values
+    for arch in common.ARCHS:
+        assert _fallback.sizes_of(arch) == wl.sizes_of(arch)
+    for args in ((5, 3, "float32"), (4, 32, "float64", 7)):
+        np.testing.assert_array_equal(_fallback.features(*args), wl.features(*args))
+    for args in ((64, "float64"), (50, "float32")):
+        for a, b in zip(_fallback.moons(*args), wl.moons(*args)):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fallback_copy_agrees_with_the_article_protocol():
+    from benchmarks import _fallback
+    from fastgeo.article import protocol
+
+    for key, value in _fallback.PROTOCOL.items():
+        assert protocol.PROTOCOL[key] == value, key
+    for act in ("sigmoid", "relu"):
+        assert _fallback.GAINS[act] == protocol.GAINS[act]
     data, params, perms = common.article_setup()
-    data0, params0, perms0 = common._local_article_setup()
+    data0 = _fallback.load_data(42)
+    params0, perms0 = _fallback.protocol_streams(42, [2, 8, 8, 1], 800, 300, ("sigmoid", "relu"))
     for a, b in zip(data, data0):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(perms, perms0)

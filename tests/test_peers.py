@@ -7,25 +7,19 @@ import importlib.util
 import numpy as np
 import pytest
 
-from fastgeo.bench import article, peers
+from fastgeo.bench import peers
 from fastgeo.bench import workloads as wl
 
 #: cheap enough for every run: C's step costs NumPy/sklearn a few hundred ms each
-CASES = ["A-fwd-256", "A-step-4096", "A-fit", "B-fwd-4096", "B-step-4096", "C-fwd-4096"]
+CASES = ["A-fwd-1", "A-fwd-256", "A-step-4096", "A-fit", "B-fwd-4096", "B-step-4096",
+         "C-fwd-4096"]
 #: torch.compile compiles ~30 s cold: one case (forward + backward graphs) is enough here
 COMPILE_CASES = [("A-step-4096", "relu")]
 
-_ready = {}
-
-
 def implementation(name):
-    impl = peers.IMPLEMENTATIONS[name]
-    reason = impl.unavailable()
+    impl, reason = peers.ready(name, 1)
     if reason:
         pytest.skip(reason)
-    if name not in _ready:
-        impl.setup(1)
-        _ready[name] = impl
     return impl
 
 
@@ -34,8 +28,7 @@ def outcome_check(name, key, activation):
     w = wl.WORKLOADS[key]
     if impl.skip_reason(w):
         pytest.skip(impl.skip_reason(w))
-    Ws, bs = wl.initial_params(w.sizes, activation)
-    X, Y = wl.data(w)
+    Ws, bs, X, Y = wl.inputs(w, activation)
     result = peers.check(impl, w, activation, Ws, bs, X, Y)
     assert result["ok"], f"{name} {key} {activation}: {result}"
     return result
@@ -110,23 +103,35 @@ def test_every_workload_has_same_weights_for_everyone():
 
 
 def test_notebook_and_fastgeo_agree_on_the_article_protocol():
-    data = article.protocol_data()
-    assert data[0].shape == (300, 2) and data[1].shape == (100, 2)
-    nb = article.run_notebook(data, epochs=30)
-    fg = article.run_fastgeo(data, epochs=30)
-    ref = article.run_fastgeo(data, epochs=30, backend="numpy")
+    """The article row's two sides (fastgeo.article's notebook transcription and
+    fastgeo.MLP) train the same nets on the same data and orders."""
+    w = wl.WORKLOADS["article"]
+    assert w.samples_per_call == 2 * 300 * 800
+    fastgeo, numpy = implementation("fastgeo"), implementation("numpy")
+    outcomes = {}
+    for name, runner in (("notebook", numpy.build(w, "both", None, None, None, None, 30)),
+                         ("numba", fastgeo.build(w, "both", None, None, None, None, 30)),
+                         ("reference", fastgeo.article(30, backend="numpy"))):
+        runner.run()
+        outcomes[name] = runner.result()
+    nb, fg, ref = outcomes["notebook"], outcomes["numba"], outcomes["reference"]
     for activation in ("sigmoid", "relu"):
+        assert len(fg[activation]["loss_history"]) == 30
         # the notebook puts 1e-9 inside its logs: a few 1e-9 relative in the losses
-        np.testing.assert_allclose(nb[activation][0], fg[activation][0], rtol=1e-6)
-        np.testing.assert_allclose(ref[activation][0], fg[activation][0], rtol=1e-10)
-        assert nb[activation][1] == fg[activation][1]
+        np.testing.assert_allclose(nb[activation]["loss_history"],
+                                   fg[activation]["loss_history"], rtol=1e-6)
+        np.testing.assert_allclose(ref[activation]["loss_history"],
+                                   fg[activation]["loss_history"], rtol=1e-10)
+        assert nb[activation]["test_accuracy"] == fg[activation]["test_accuracy"]
 
 
-def test_legacy_draws_follow_the_seed_42_stream():
-    params, perms = article.legacy_draws(300, epochs=3)
-    rng = np.random.RandomState(42)
-    np.testing.assert_array_equal(params["sigmoid"][0][0], rng.randn(2, 8) * np.sqrt(1 / 2))
-    rng = np.random.RandomState(42)
-    np.testing.assert_array_equal(params["relu"][0][0], rng.randn(2, 8) * np.sqrt(2 / 2))
-    rng.randn(8, 8), rng.randn(8, 1)
-    np.testing.assert_array_equal(perms[0], rng.permutation(300))
+def test_article_error_measures_against_the_articles_numbers():
+    from fastgeo.article import ARTICLE
+
+    exact = {a: {"loss_history": [9.0, ARTICLE[a]["final_loss"]],
+                 "test_accuracy": ARTICLE[a]["test_accuracy"]} for a in ("sigmoid", "relu")}
+    assert peers.article_error(exact) == 0
+    exact["relu"]["loss_history"][-1] += 4e-5  # still 0.0353 to 4 decimals
+    assert peers.article_error(exact) <= 1
+    exact["sigmoid"]["test_accuracy"] = 0.80
+    assert peers.article_error(exact) > 1

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from fastgeo import article as ex
 from fastgeo import cli
-from fastgeo import experiment as ex
 from fastgeo import sweep as sw
 
 GRID = {"depths": [1, 2], "activations": ["sigmoid", "relu"], "seeds": [0, 1], "epochs": 4}

@@ -39,42 +39,21 @@ def _jsonable(value):
     return value
 
 
-def peak(impl, quick, n=2048):
-    """Practical float32 peak: an n x n x n matmul (numpy, or torch.mm)."""
-    from .timing import FULL, QUICK, measure
-
-    rng = np.random.RandomState(0)
-    A = rng.rand(n, n).astype(np.float32)
-    B = rng.rand(n, n).astype(np.float32)
-    if impl.name == "torch":
-        torch = impl.torch
-        At, Bt = torch.from_numpy(A), torch.from_numpy(B)
-        fn = lambda: torch.mm(At, Bt)
-        what = f"torch.mm {n}x{n} float32"
-    else:
-        fn = lambda: A @ B
-        what = f"numpy matmul {n}x{n} float32"
-    t = measure(fn, **(QUICK if quick else FULL))
-    t["gflops"] = 2 * n ** 3 / t["best_s"] / 1e9  # a peak: the best repeat
-    t["what"] = what
-    return t
-
-
 def compile_times(impl):
     """First-call seconds of each kernel ``fastgeo reproduce`` needs (float64, both
     activations), in a process whose numba cache folder the parent chose."""
-    import fastgeo
+    from ..article import notebook, protocol
+    from ..mlp import MLP
 
-    from . import article
-
-    X_train, X_test, y_train, y_test = article.protocol_data()
+    X_train, X_test, y_train, y_test = notebook.notebook_data()
     perms = np.tile(np.arange(X_train.shape[0]), (2, 1))
     calls = {}
     t_all = time.perf_counter()
-    for activation in ("sigmoid", "relu"):
-        net = fastgeo.MLP(article.SIZES, activation, seed=42, dtype="float64")
+    for activation in protocol.ACTIVATIONS:
+        net = MLP(protocol.PROTOCOL["sizes"], activation, seed=42, dtype="float64")
         for name, fn in (
-            ("fit", lambda net=net: net.fit(X_train, y_train, 2, 0.05, batch_size=64,
+            ("fit", lambda net=net: net.fit(X_train, y_train, 2, protocol.PROTOCOL["lr"],
+                                            batch_size=protocol.PROTOCOL["batch_size"],
                                             permutations=perms)),
             ("forward", lambda net=net: net.forward(X_test)),
             ("forward_trace", lambda net=net: net.forward_trace(X_test)),
@@ -88,28 +67,28 @@ def compile_times(impl):
 
 
 def run_task(impl, task, quick):
-    from . import peers
+    from . import peak, peers
     from . import workloads as wl
     from .timing import FULL, QUICK, measure
 
     key = task["workload"]
     if key == "peak":
-        return peak(impl, quick)
+        return peak.matmul_gflops(quick, torch=getattr(impl, "torch", None))
+    if key == "fma":
+        return peak.fma_limit(quick)
     if key == "compile":
         return compile_times(impl)
     w = wl.WORKLOADS[key]
     activation = task.get("activation")
-    if w.phase == "article":
-        Ws = bs = X = Y = None
-    else:
-        Ws, bs = wl.initial_params(w.sizes, activation)
-        X, Y = wl.data(w)
+    Ws, bs, X, Y = wl.inputs(w, activation)
     runner = impl.build(w, activation, Ws, bs, X, Y)
     result = measure(runner.run, **(QUICK if quick else FULL))
     # apples to apples, outside the timed region
     result["check"] = peers.check(impl, w, activation, Ws, bs, X, Y, runner=runner)
     result["samples_per_s"] = w.samples_per_call / result["per_call_s"]
     result["gflops"] = w.flops_per_call / result["per_call_s"] / 1e9
+    if impl.name == "fastgeo" and key == peers.NJIT_API_WORKLOAD:
+        result["njit_api"] = peers.njit_api_latency(activation, Ws, bs, X, quick)
     return result
 
 
@@ -122,7 +101,7 @@ def main(argv=None):
         out.write(json.dumps(_jsonable(fields)) + "\n")
         out.flush()
 
-    from . import threads as th
+    from . import pinning as th
 
     n = int(spec["threads"])
     cpus = th.restrict_affinity(n)

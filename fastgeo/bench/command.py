@@ -8,6 +8,12 @@ process caused multi-millisecond stalls.
 Every call is warmed up before timing; the first call's extra time is reported apart, as
 compile time. A check outside the timed region compares each implementation's outcome
 with fastgeo's NumPy reference (float64).
+
+Each row is also set against two ceilings of the machine (``fastgeo.bench.peak``): the
+FMA limit (float32 FLOP/s one core can issue, measured in the fastgeo process) and the
+BLAS reference (a 2048^3 float32 matmul, measured in the numpy and torch processes).
+``--plot PATH`` draws the speed-up chart (``fastgeo.bench.chart``), from this run or,
+with ``--from-json FILE``, from an earlier run's ``--json`` without running anything.
 """
 
 import json
@@ -51,6 +57,11 @@ def add_parser(sub):
                    help="skip timing fastgeo's cold compile (fresh numba cache) and cached load")
     p.add_argument("--timeout", type=float, default=1800,
                    help="seconds allowed to one implementation's process (default 1800)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="also draw the speed-up chart as a PNG (needs matplotlib)")
+    p.add_argument("--from-json", metavar="FILE",
+                   help="run nothing: print the tables of an earlier --json FILE (and "
+                        "draw its chart with --plot)")
     p.set_defaults(func=run)
 
 
@@ -95,8 +106,10 @@ def plan(args):
                 continue
             for a in (["both"] if w.phase == "article" else activations):
                 tasks.append({"workload": w.key, "activation": a})
-        if name in ("numpy", "torch"):
+        if tasks and name in ("numpy", "torch"):
             tasks.insert(0, {"workload": "peak", "activation": None})
+        if tasks and name == "fastgeo":
+            tasks.insert(0, {"workload": "fma", "activation": None})
         if tasks:
             families.append((name, tasks))
     return families, skipped
@@ -138,7 +151,7 @@ class Progress:
 def run_worker(impl, tasks, threads, quick, timeout, progress, env_extra=None):
     """Run one worker to the end: (ready info or None, unavailable reason or None,
     [events])."""
-    from .threads import thread_env
+    from .pinning import thread_env
 
     env = thread_env(threads)
     env.update(env_extra or {})
@@ -222,11 +235,14 @@ def ratio(x):
     return f"{x:.3g}x" if x < 100 else f"{x:.0f}x"
 
 
-def summarize(results, peak_gflops):
-    """Per (workload, activation): samples/s per impl, fastgeo's ratios, best peer,
-    fraction of peak, targets."""
+def summarize(results, peak):
+    """Per (workload, activation): samples/s per impl, fastgeo's ratios, best peer, the
+    fractions of the FMA limit and of the BLAS reference, targets. ``peak``: the report's
+    "peak" dict (``fma_limit_gflops``, ``practical_gflops``; either may be None)."""
     from .peers import PEERS
 
+    fma = peak.get("fma_limit_gflops")
+    blas = peak.get("practical_gflops")
     rows = []
     keys = []
     for r in results:
@@ -246,23 +262,27 @@ def summarize(results, peak_gflops):
         peers = {n: v for n, v in sps.items() if n in PEERS and v and ok.get(n)}
         best = max(peers, key=peers.get) if peers else None
         vs_best = fg / peers[best] if fg and best else None
-        frac = None
-        if fg and peak_gflops:
-            frac = here["fastgeo"]["gflops"] / peak_gflops
+        gflops = here["fastgeo"].get("gflops") if fg else None
+        of_fma = gflops / fma if gflops and fma else None
+        of_blas = gflops / blas if gflops and blas else None
         targets = []
         for t in w.targets:
-            if t.against == "peak":
-                value = frac
+            if not t.applies(act):
+                continue
+            if t.against == "fma":
+                value = of_fma
             elif t.against == "best":
                 value = vs_best
             else:
                 value = speedup.get(t.against)
             met = None if value is None else bool(value >= t.value)
-            targets.append({"target": t.text(), "value": value, "met": met})
+            targets.append({"target": t.text(), "against": t.against, "value": value,
+                            "threshold": t.value, "met": met})
         rows.append({"workload": wkey, "activation": act, "title": w.describe(),
                      "samples_per_s": sps, "check_ok": ok, "speedup": speedup,
                      "best_peer": best, "vs_best_peer": vs_best,
-                     "fraction_of_peak": frac, "targets": targets})
+                     "fraction_of_fma": of_fma, "fraction_of_peak": of_blas,
+                     "targets": targets, "njit_api": (here.get("fastgeo") or {}).get("njit_api")})
     return rows
 
 
@@ -276,6 +296,10 @@ def _table(header, lines):
     return "\n".join(out)
 
 
+def _percent(frac):
+    return "-" if frac is None else f"{100 * frac:.2g}%"
+
+
 def render(report):
     rows = report["rows"]
     impls = [n for n in ORDER if any(n in r["samples_per_s"] for r in rows)]
@@ -287,10 +311,16 @@ def render(report):
     for name, reason in report["skipped"].items():
         lines.append(f"  skipped {name}: {reason}")
     pk = report["peak"]
+    if pk.get("fma_limit_gflops"):
+        core = pk["fma"].get("gflops", pk["fma_limit_gflops"] / meta["threads"])
+        lines.append(f"  FMA limit, float32 GFLOP/s: {pk['fma_limit_gflops']:.1f} = "
+                     f"{meta['threads']} x one core's {core:.1f} ({pk['fma']['what']})")
     if pk.get("practical_gflops"):
-        parts = [f"{n} {v['gflops']:.1f}" for n, v in pk.items() if isinstance(v, dict)]
-        lines.append(f"  practical float32 peak (2048^3 matmul, GFLOP/s): {', '.join(parts)}"
-                     f" -> {pk['practical_gflops']:.1f}")
+        blas = pk.get("blas") or {n: v for n, v in pk.items()  # reports before the FMA limit
+                                  if isinstance(v, dict) and "gflops" in v}
+        parts = [f"{n} {v['gflops']:.1f}" for n, v in blas.items()]
+        lines.append(f"  BLAS reference, practical float32 peak (2048^3 matmul, GFLOP/s): "
+                     f"{', '.join(parts)} -> {pk['practical_gflops']:.1f}")
     lines.append("")
     lines.append("samples/s (higher is better; '!' = failed the check against the reference)")
     body = []
@@ -303,7 +333,8 @@ def render(report):
         body.append(cells)
     lines.append(_table(["workload", "act"] + [SHORT[n] for n in impls], body))
     lines.append("")
-    lines.append("fastgeo speed-up: fastgeo samples/s / theirs (>1 = fastgeo faster)")
+    lines.append("fastgeo speed-up: fastgeo samples/s / theirs (>1 = fastgeo faster); fastgeo's "
+                 "GFLOP/s as a share of the FMA limit and of the BLAS reference")
     others = [n for n in impls if n != "fastgeo"]
     body = []
     for r in rows:
@@ -311,14 +342,23 @@ def render(report):
         cells += [ratio(r["speedup"].get(n)) for n in others]
         cells.append(SHORT.get(r["best_peer"], "-") if r["best_peer"] else "-")
         cells.append(ratio(r["vs_best_peer"]))
-        frac = r["fraction_of_peak"]
-        cells.append("-" if frac is None else f"{100 * frac:.1f}%")
+        cells.append(_percent(r.get("fraction_of_fma")))
+        cells.append(_percent(r.get("fraction_of_peak")))
         cells.append(", ".join(
             f"{t['target']}: {'ok' if t['met'] else 'MISS' if t['met'] is False else 'n/a'}"
             for t in r["targets"]))
         body.append(cells)
     lines.append(_table(["workload", "act"] + [f"vs {SHORT[n]}" for n in others]
-                        + ["best peer", "vs best", "peak", "targets"], body))
+                        + ["best peer", "vs best", "of FMA", "of BLAS", "targets"], body))
+    for r in rows:
+        api = r.get("njit_api")
+        if api is None:
+            continue
+        if api.get("available"):
+            text = f"{api['per_call_s'] * 1e6:.2f} us per sample ({api.get('what', '')})"
+        else:
+            text = api.get("reason", "not measured")
+        lines.append(f"njit API, {r['title']}, {r['activation']}: {text}")
     lines.append("")
     lines.append("first call minus a steady call (JIT compile, graph build), seconds")
     body = []
@@ -351,9 +391,28 @@ def render(report):
     return "\n".join(lines)
 
 
-def run(args):
-    if args.threads < 1:
-        raise SystemExit("fastgeo bench: --threads must be >= 1")
+def _by_key(results):
+    return {f"{r['workload']}|{r['activation']}|{r['impl']}": r for r in results}
+
+
+def load_report(path):
+    """A report written by ``fastgeo bench --json``, ready for ``render`` and the chart.
+    ValueError when the file is not one."""
+    with open(path) as f:
+        try:
+            report = json.load(f)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not JSON: {exc}") from None
+    missing = [k for k in ("meta", "peak", "results", "rows", "skipped", "errors")
+               if not isinstance(report, dict) or k not in report]
+    if missing:
+        raise ValueError(f"{path} is not a `fastgeo bench --json` report (no {missing})")
+    report["by_key"] = _by_key(report["results"])
+    return report
+
+
+def measure_all(args):
+    """Run every planned implementation and the compile row; returns the report."""
     families, skipped = plan(args)
     n_tasks = sum(len(t) for _, t in families) + (0 if args.no_compile_row else 2)
     progress = Progress(n_tasks)
@@ -377,11 +436,17 @@ def run(args):
     compile_info = None if args.no_compile_row else compile_row(args.threads, args.timeout,
                                                                   progress)
     progress.close()
-    peak = {r["impl"]: {"gflops": r["gflops"], "what": r["what"]}
+    blas = {r["impl"]: {"gflops": r["gflops"], "what": r["what"]}
             for r in results if r["workload"] == "peak"}
-    peak["practical_gflops"] = max((v["gflops"] for v in peak.values()), default=None)
-    bench = [r for r in results if r["workload"] != "peak"]
-    report = {
+    fma = next((r for r in results if r["workload"] == "fma"), None)
+    # the FMA loop runs on one thread: the limit of N threads is N times one core's (a
+    # ceiling; the BLAS reference is measured at N threads itself)
+    peak = {"blas": blas,
+            "practical_gflops": max((v["gflops"] for v in blas.values()), default=None),
+            "fma": fma and {k: fma[k] for k in ("gflops", "lanes", "variants", "what")},
+            "fma_limit_gflops": fma["gflops"] * args.threads if fma else None}
+    bench = [r for r in results if r["workload"] not in ("peak", "fma")]
+    return {
         "meta": {
             "threads": args.threads, "quick": args.quick, "cpus": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(),
@@ -396,11 +461,33 @@ def run(args):
         "skipped": skipped,
         "peak": peak,
         "results": bench,
-        "by_key": {f"{r['workload']}|{r['activation']}|{r['impl']}": r for r in bench},
-        "rows": summarize(bench, peak["practical_gflops"]),
+        "by_key": _by_key(bench),
+        "rows": summarize(bench, peak),
         "compile": compile_info,
         "errors": errors,
     }
+
+
+def run(args):
+    if args.threads < 1:
+        raise SystemExit("fastgeo bench: --threads must be >= 1")
+    if args.plot:
+        from .. import plots
+
+        try:
+            plots.require_matplotlib()
+        except ImportError as exc:
+            raise SystemExit(f"fastgeo bench: --plot: {exc}") from None
+    if args.from_json and args.json:
+        raise SystemExit("fastgeo bench: --from-json reads a report; --json writes one: "
+                         "give one of them")
+    if args.from_json:
+        try:
+            report = load_report(args.from_json)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"fastgeo bench: --from-json: {exc}") from None
+    else:
+        report = measure_all(args)
     print(render(report))
     if args.json:
         from ._worker import _jsonable
@@ -409,4 +496,8 @@ def run(args):
             json.dump(_jsonable({k: v for k, v in report.items() if k != "by_key"}), f,
                       indent=1)
         print(f"\nwrote {args.json}")
-    return 1 if errors else 0
+    if args.plot:
+        from . import chart
+
+        print(f"wrote {chart.speedup_chart(report, args.plot)}")
+    return 1 if report["errors"] and not args.from_json else 0

@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from .. import reference
+from ..article import notebook, protocol
 from . import workloads as wl
 
 
@@ -88,19 +90,20 @@ class Fastgeo(Implementation):
         super().setup(threads)
         import numba
 
-        import fastgeo
-
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        self.fastgeo = fastgeo
 
     def versions(self):
         import numba
 
-        return {"fastgeo": self.fastgeo.__version__, "numba": numba.__version__}
+        from .._version import __version__
+
+        return {"fastgeo": __version__, "numba": numba.__version__}
 
     def _net(self, activation, weights, biases):
-        return self.fastgeo.MLP.from_params(weights, biases, activation, backend="numba",
-                                           dtype=weights[0].dtype)
+        from ..mlp import MLP
+
+        return MLP.from_params(weights, biases, activation, backend="numba",
+                               dtype=weights[0].dtype)
 
     def _param_runner(self, net, run):
         p0 = net.params.copy()
@@ -133,14 +136,19 @@ class Fastgeo(Implementation):
 
         return self._param_runner(net, run)
 
-    def article(self, epochs):
-        from . import article
-
-        data = article.protocol_data()
+    def article(self, epochs, backend="numba"):
+        """Both nets of the article's protocol on fastgeo.MLP: the weight and permutation
+        draws, the two fits and the test accuracies (the data arrays exist beforehand,
+        as on the notebook's side)."""
+        X_train, X_test, y_train, y_test = notebook.notebook_data()
         box = {}
 
         def run():
-            box["out"] = article.run_fastgeo(data, epochs)
+            nets, histories = protocol.train_nets(X_train, y_train, epochs=epochs,
+                                                  backend=backend)
+            box["out"] = {act: {"loss_history": histories[act],
+                                "test_accuracy": nets[act].score(X_test, y_test)}
+                          for act in nets}
 
         return Runner(run, lambda: box["out"])
 
@@ -159,8 +167,6 @@ class NumpyReference(Implementation):
         return [W.copy() for W in weights], [b.copy() for b in biases]
 
     def forward(self, activation, weights, biases, X):
-        from fastgeo import reference
-
         box = {}
 
         def run():
@@ -169,8 +175,6 @@ class NumpyReference(Implementation):
         return Runner(run, lambda: np.asarray(box["out"], np.float64))
 
     def step(self, activation, weights, biases, X, Y, lr):
-        from fastgeo import reference
-
         Ws, bs = self._copies(weights, biases)
 
         def run():
@@ -184,8 +188,6 @@ class NumpyReference(Implementation):
         return Runner(run, lambda: _as_list(Ws, bs), reset)
 
     def fit(self, activation, weights, biases, X, Y, epochs, lr):
-        from fastgeo import reference
-
         Ws, bs = self._copies(weights, biases)
 
         def reset():
@@ -199,13 +201,12 @@ class NumpyReference(Implementation):
         return Runner(run, lambda: _as_list(Ws, bs), reset)
 
     def article(self, epochs):
-        from . import article
-
-        data = article.protocol_data()
+        """The protocol with the notebook's own code (fastgeo.article.notebook)."""
+        data = notebook.notebook_data()
         box = {}
 
         def run():
-            box["out"] = article.run_notebook(data, epochs)
+            box["out"] = notebook.run_notebook(epochs=epochs, data=data, witness=False)
 
         return Runner(run, lambda: box["out"])
 
@@ -479,8 +480,10 @@ class Sklearn(Implementation):
         return clf, y, reset, lambda: _as_list(clf.coefs_, clf.intercepts_)
 
     def forward(self, activation, weights, biases, X):
-        Y = (np.arange(X.shape[0]) % 2).reshape(-1, 1)  # labels only to build the model
-        clf, _, _, _ = self._clf(activation, weights, biases, X, Y, 1, 0.1)
+        # labels only to build the model, which needs both classes: two rows at least
+        Xb = X if X.shape[0] >= 2 else np.repeat(X, 2, axis=0)
+        Y = (np.arange(Xb.shape[0]) % 2).reshape(-1, 1)
+        clf, _, _, _ = self._clf(activation, weights, biases, Xb, Y, 1, 0.1)
         box = {}
 
         def run():
@@ -535,7 +538,7 @@ class OnnxRuntime(Implementation):
         return {"onnxruntime": self.ort.__version__, "onnx": onnx.__version__}
 
     def session(self, net):
-        from fastgeo.export import to_onnx
+        from ..export import to_onnx
 
         ort = self.ort
         so = ort.SessionOptions()
@@ -547,10 +550,10 @@ class OnnxRuntime(Implementation):
                                     providers=["CPUExecutionProvider"])
 
     def forward(self, activation, weights, biases, X):
-        import fastgeo
+        from ..mlp import MLP
 
-        net = fastgeo.MLP.from_params(weights, biases, activation, backend="numpy",
-                                      dtype=weights[0].dtype)
+        net = MLP.from_params(weights, biases, activation, backend="numpy",
+                              dtype=weights[0].dtype)
         sess = self.session(net)
         feed = {"X": X}
         box = {}
@@ -568,6 +571,44 @@ IMPLEMENTATIONS = {impl.name: impl for impl in (
 #: peers: everything but fastgeo and its NumPy reference
 PEERS = tuple(n for n in IMPLEMENTATIONS if n not in ("fastgeo", "numpy"))
 
+_ready = {}
+
+
+def ready(name, threads=1):
+    """(the implementation ``name``, set up once per process for ``threads``, None), or
+    (None, the reason it is unavailable). KeyError for an unknown name."""
+    impl = IMPLEMENTATIONS[name]
+    reason = impl.unavailable()
+    if reason:
+        return None, reason
+    if _ready.get(name) != threads:
+        impl.setup(threads)
+        _ready[name] = threads
+    return impl, None
+
+
+# --- the njit API's batch-1 latency (a hook) ----------------------------------------------
+
+#: The row beside which ``fastgeo bench`` reports the njit API's batch-1 latency.
+NJIT_API_WORKLOAD = "A-fwd-1"
+NJIT_API_MISSING = ("not measured yet: the bench has no runner for the njit-callable "
+                    "kernel API (issue 11, item 8)")
+
+
+def njit_api_latency(activation, weights, biases, X, quick=False):
+    """HOOK for the batch-1 latency of fastgeo's njit-callable kernel API, called from
+    inside a user's own ``@njit`` loop (issue 11, item 8), which ``fastgeo bench`` shows
+    beside the ``MLP.forward`` row ``NJIT_API_WORKLOAD``.
+
+    No runner is written yet, so this returns {"available": False, "reason": ...} and the
+    bench says so. To fill it in: compile here an ``@njit`` loop that evaluates the net
+    (``weights``, ``biases``, ``activation``) on the one sample ``X`` per iteration through
+    the API (``fastgeo.kernels``' ``*_into`` entry points), time it with
+    ``timing.measure`` (``QUICK`` when ``quick``), check one output against
+    ``reference.predict_proba``, and return {"available": True, "per_call_s": seconds per
+    sample, "what": ...}."""
+    return {"available": False, "reason": NJIT_API_MISSING}
+
 
 # --- apples to apples ---------------------------------------------------------------------
 
@@ -578,8 +619,6 @@ TOLERANCES = {"forward": 1e-4, "step": 2e-3, "fit": 1e-2, "article": 1.0}
 
 def expected(workload, activation, weights, biases, X, Y, epochs=None):
     """fastgeo's NumPy reference outcome, in float64, for a forward/step/fit workload."""
-    from fastgeo import reference
-
     Ws = [np.asarray(W, np.float64) for W in weights]
     bs = [np.asarray(b, np.float64) for b in biases]
     X64, Y64 = np.asarray(X, np.float64), np.asarray(Y, np.float64)
@@ -632,16 +671,15 @@ def check(impl, workload, activation, weights, biases, X, Y, runner=None):
     return {"error": err, "tolerance": tol, "ok": bool(err <= tol)}
 
 
-#: what the article reports: final epoch loss and test accuracy per activation
-ARTICLE_REPORTS = {"sigmoid": (0.2822, 0.79), "relu": (0.0353, 0.96)}
-
-
 def article_error(outcome):
-    """Largest miss of an article-protocol outcome against the article's numbers, in units
-    of the last reported digit's half-width (<= 1: reproduced to 4 decimals and the
-    accuracy exactly)."""
+    """Largest miss of an article-protocol outcome ({activation: {"loss_history",
+    "test_accuracy"}}) against the article's final losses and test accuracies
+    (``fastgeo.article.protocol.ARTICLE``), in units of the last reported digit's
+    half-width (<= 1: reproduced to 4 decimals and the accuracy exactly)."""
     err = 0.0
-    for activation, (loss, accuracy) in ARTICLE_REPORTS.items():
-        history, acc = outcome[activation]
-        err = max(err, abs(float(history[-1]) - loss) / 5e-5, abs(acc - accuracy) / 1e-9)
+    for activation in protocol.ACTIVATIONS:
+        want = protocol.ARTICLE[activation]
+        got = outcome[activation]
+        err = max(err, abs(float(got["loss_history"][-1]) - want["final_loss"]) / 5e-5,
+                  abs(got["test_accuracy"] - want["test_accuracy"]) / 1e-9)
     return err

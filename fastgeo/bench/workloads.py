@@ -1,14 +1,24 @@
-"""What is measured: the nets, the workloads (issue 7's target table), their data and weights.
+"""What is measured, once for every instrument: the nets, the data and inputs, and the
+workloads of the performance targets.
 
-Every implementation of a workload starts from the same float32 weights
+``fastgeo bench`` (fastgeo/bench), the pytest-benchmark groups (tests/bench) and the
+asv suite (benchmarks/) all take their nets and data from here, so a number in one means
+the same work as in the others. The asv suite also runs against commits older than this
+module; ``benchmarks/_fallback.py`` holds the same definitions for those, and
+``tests/test_asv_suite.py`` checks that the two agree value for value, so that asv's
+results stay comparable across commits.
+
+Every implementation of a workload starts from the same weights
 (``fastgeo.reference.init_params(sizes, activation, None, seed=0)``, the weights
-``fastgeo.MLP(sizes, activation, seed=0, dtype="float32")`` holds) and the same data.
+``fastgeo.MLP(sizes, activation, seed=0, dtype=...)`` holds) and the same data.
 """
 
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
+
+from ..article import protocol
 
 #: Net A, B, C of the performance issue
 NETS = {
@@ -24,26 +34,91 @@ PHASES = ("forward", "step", "fit", "article")
 DTYPE = np.float32
 
 
+def arch(sizes):
+    """"2-8-8-1" from (2, 8, 8, 1): how the asv suite names a net in its parameters."""
+    return "-".join(str(int(w)) for w in sizes)
+
+
+def sizes_of(name):
+    """(2, 8, 8, 1) from "2-8-8-1" (ValueError on anything else)."""
+    try:
+        out = tuple(int(w) for w in str(name).split("-"))
+    except ValueError:
+        raise ValueError(f"a net is written as widths joined by '-', e.g. 2-8-8-1; got "
+                         f"{name!r}") from None
+    if len(out) < 2 or min(out) < 1:
+        raise ValueError(f"a net needs at least two positive widths; got {name!r}")
+    return out
+
+
+#: The nets as the asv suite names them, A, B, C in order.
+ARCHS = [arch(NETS[k]) for k in ("A", "B", "C")]
+
+
 def macs(sizes):
     """Multiply-adds of one sample's forward pass."""
     return sum(i * o for i, o in pairwise(sizes))
 
 
+# --- data ------------------------------------------------------------------------------
+
+
+def features(n, n_features, dtype, seed=0):
+    """Standard-normal inputs, (n, n_features), C-contiguous, of the given dtype."""
+    return np.random.RandomState(seed).randn(n, n_features).astype(dtype)
+
+
+def moons(n, dtype, noise=0.2, seed=0):
+    """Two-moons as ``fastgeo demo`` makes them: X standardized, y 0/1 of ``dtype``, 1-D."""
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n_samples=n, noise=noise, random_state=seed)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return X.astype(dtype), y.astype(dtype)
+
+
+def random_batch(n_in, batch, dtype=DTYPE, seed=1):
+    """Standard-normal features (``features(batch, n_in, dtype, seed)``) and balanced
+    random 0/1 labels (batch, 1) drawn from the same stream after them."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(batch, n_in).astype(dtype)
+    y = (rng.rand(batch, 1) < 0.5).astype(dtype)
+    return X, y
+
+
+def initial_params(sizes, activation, dtype=DTYPE, seed=0):
+    """(weights, biases): the float weights every implementation starts from."""
+    from .. import reference
+
+    return reference.init_params(tuple(sizes), activation, None, seed, np.dtype(dtype).type)
+
+
+# --- the workloads of the performance targets -------------------------------------------
+
+
 @dataclass(frozen=True)
 class Target:
-    """fastgeo numba must be at least ``value`` times ``against`` (an implementation name,
-    "best" = the fastest peer), or reach ``value`` of the practical peak (against="peak"),
-    or take at most ``value`` seconds (against="seconds")."""
+    """fastgeo must be at least ``value`` times ``against`` (an implementation name;
+    "best" = the fastest peer), or reach the fraction ``value`` of the FMA limit
+    (against="fma", ``fastgeo.bench.peak.fma_limit_gflops``), or take at most ``value``
+    seconds (against="seconds"). ``activation``: the target holds for that hidden
+    activation only (None: for every one)."""
 
     against: str
     value: float
+    activation: str = None
 
     def text(self):
-        if self.against == "peak":
-            return f">={self.value:.0%} peak"
-        if self.against == "seconds":
-            return f"<={self.value:g}s"
-        return f">={self.value:g}x {self.against}"
+        if self.against == "fma":
+            what = f">={self.value:.0%} FMA limit"
+        elif self.against == "seconds":
+            what = f"<={self.value:g}s"
+        else:
+            what = f">={self.value:g}x {self.against}"
+        return what + (f" ({self.activation})" if self.activation else "")
+
+    def applies(self, activation):
+        return self.activation is None or self.activation == activation
 
 
 @dataclass(frozen=True)
@@ -59,13 +134,14 @@ class Workload:
 
     @property
     def sizes(self):
-        return NETS.get(self.net, (2, 8, 8, 1))
+        return NETS[self.net] if self.net in NETS else tuple(protocol.PROTOCOL["sizes"])
 
     @property
     def samples_per_call(self):
-        """Sample passes per timed call: rows x epochs (article: 2 nets x 800 x 300)."""
+        """Sample passes per timed call: rows x epochs (article: both nets' epochs over
+        the training rows)."""
         if self.phase == "article":
-            return 2 * 800 * 300
+            return len(protocol.ACTIVATIONS) * self.batch * self.epochs
         return self.batch * self.epochs
 
     @property
@@ -83,23 +159,25 @@ class Workload:
         return f"{self.net} {what} batch {self.batch}{extra}"
 
 
+#: The rows of the performance targets (issue 11's "Targets" table, `--threads 1`).
 WORKLOADS = {
     w.key: w
     for w in (
         Workload("A-fit", "A", "fit", 1000, epochs=2000, lr=0.5,
-                 targets=(Target("jax", 5), Target("numpy", 10), Target("torch", 30),
-                          Target("peak", 0.25)),
+                 targets=(Target("jax", 5), Target("torch", 30), Target("numpy", 10),
+                          Target("fma", 0.30, activation="relu")),
                  title="A fit moons 1000x2000ep"),
+        # one sample through MLP.forward: the online-inference latency
+        Workload("A-fwd-1", "A", "forward", 1, targets=(Target("best", 3),)),
         Workload("A-fwd-256", "A", "forward", 256, targets=(Target("best", 2),)),
         Workload("A-fwd-65536", "A", "forward", 65536, targets=(Target("best", 3),)),
         Workload("A-step-4096", "A", "step", 4096, targets=(Target("best", 3),)),
         Workload("B-fwd-4096", "B", "forward", 4096, targets=(Target("best", 1.5),)),
         Workload("B-step-4096", "B", "step", 4096, targets=(Target("best", 1.5),)),
-        Workload("C-fwd-4096", "C", "forward", 4096,
-                 targets=(Target("best", 1.0), Target("peak", 0.6))),
-        Workload("C-step-4096", "C", "step", 4096,
-                 targets=(Target("best", 1.0), Target("peak", 0.6))),
-        Workload("article", "article", "article", 300, epochs=800, lr=0.05,
+        Workload("C-fwd-4096", "C", "forward", 4096, targets=(Target("best", 1.0),)),
+        Workload("C-step-4096", "C", "step", 4096, targets=(Target("best", 1.0),)),
+        Workload("article", "article", "article", protocol.n_train(),
+                 epochs=protocol.PROTOCOL["epochs"], lr=protocol.PROTOCOL["lr"],
                  targets=(Target("numpy", 20),),
                  title="article protocol (2 nets, 800ep, b64)"),
     )
@@ -112,38 +190,25 @@ COMPILE_TARGETS = {"cold": Target("seconds", 5.0), "cached": Target("seconds", 0
 CHECK_EPOCHS = 20
 
 
-def initial_params(sizes, activation, dtype=DTYPE, seed=0):
-    """(weights, biases): the float weights every implementation starts from."""
-    from fastgeo import reference
-
-    return reference.init_params(tuple(sizes), activation, None, seed, np.dtype(dtype).type)
-
-
-def moons(n=1000, dtype=DTYPE):
-    """Standardized two-moons (noise 0.2, random_state 0), as ``fastgeo demo``."""
-    from sklearn.datasets import make_moons
-
-    X, y = make_moons(n_samples=n, noise=0.2, random_state=0)
-    X = (X - X.mean(axis=0)) / X.std(axis=0)
-    return X.astype(dtype), y.astype(dtype).reshape(-1, 1)
-
-
-def random_batch(n_in, batch, dtype=DTYPE, seed=1):
-    """Standard-normal features and balanced random 0/1 labels (n, 1)."""
-    rng = np.random.RandomState(seed)
-    X = rng.randn(batch, n_in).astype(dtype)
-    y = (rng.rand(batch, 1) < 0.5).astype(dtype)
-    return X, y
-
-
 def data(workload):
-    """(X, Y) for a forward/step/fit workload."""
+    """(X, Y) for a forward/step/fit workload, Y as an (n, 1) column."""
     if workload.phase == "fit":
-        return moons(workload.batch)
+        X, y = moons(workload.batch, DTYPE)
+        return X, y.reshape(-1, 1)
     return random_batch(workload.sizes[0], workload.batch)
 
 
-def select(keys=None, quick=False):
+def inputs(workload, activation):
+    """(weights, biases, X, Y) every implementation of ``workload`` starts from; all None
+    for the article protocol, which makes its own (``fastgeo.article``)."""
+    if workload.phase == "article":
+        return None, None, None, None
+    weights, biases = initial_params(workload.sizes, activation)
+    X, Y = data(workload)
+    return weights, biases, X, Y
+
+
+def select(keys=None):
     """Workloads by key (None = all)."""
     if keys is None:
         return list(WORKLOADS.values())

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from fastgeo.bench import peers
+from fastgeo.bench import peers, pinning
 
 
 def _benchmarks_skipped(config):
@@ -23,32 +23,23 @@ def bench_threads(request):
     if _benchmarks_skipped(request.config):
         yield n
         return
-    from fastgeo.bench import threads
-
-    threads.pin(n)
+    pinning.pin(n)
     yield n
-    threads.unpin()
-
-
-_ready = {}
+    pinning.unpin()
 
 
 @pytest.fixture(scope="session")
 def implementations(bench_threads, request):
     """name -> the set-up implementation (pytest.skip with the reason when absent)."""
+    pinned = set()
 
     def get(name):
-        impl = peers.IMPLEMENTATIONS[name]
-        reason = impl.unavailable()
+        impl, reason = peers.ready(name, bench_threads)
         if reason:
             pytest.skip(reason)
-        if name not in _ready:
-            impl.setup(bench_threads)
-            if not _benchmarks_skipped(request.config):
-                from fastgeo.bench import threads
-
-                threads.pin(bench_threads)  # again: limits for the BLAS/OpenMP it loaded
-            _ready[name] = impl
+        if name not in pinned and not _benchmarks_skipped(request.config):
+            pinning.pin(bench_threads)  # again: limits for the BLAS/OpenMP it loaded
+            pinned.add(name)
         return impl
 
     return get

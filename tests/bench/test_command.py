@@ -10,13 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from fastgeo.bench import command, threads
+from fastgeo.bench import chart, command, peers, pinning
 from fastgeo.bench import workloads as wl
 
 
 def args(**kw):
     base = {"threads": 1, "quick": True, "json": None, "impls": None, "workloads": None,
-            "activations": "sigmoid,relu", "no_compile_row": True, "timeout": 600}
+            "activations": "sigmoid,relu", "no_compile_row": True, "timeout": 600,
+            "plot": None, "from_json": None}
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -31,10 +32,12 @@ def test_plan_skips_absent_peers_with_a_reason(monkeypatch):
     assert "torch not installed" in skipped["torch"] and "jax not installed" in skipped["jax"]
     assert names[:2] == ["fastgeo", "numpy"]
     tasks = dict(families)
-    # the peak matmul rides with numpy; fastgeo gets every workload and both activations
+    # the BLAS reference rides with numpy, the FMA limit with fastgeo (numba); fastgeo
+    # gets every workload and both activations
     assert tasks["numpy"][0] == {"workload": "peak", "activation": None}
+    assert tasks["fastgeo"][0] == {"workload": "fma", "activation": None}
     n_article = 1
-    assert len(tasks["fastgeo"]) == 2 * (len(wl.WORKLOADS) - 1) + n_article
+    assert len(tasks["fastgeo"]) == 1 + 2 * (len(wl.WORKLOADS) - 1) + n_article
 
 
 def test_plan_quick_leaves_torch_compile_out_unless_named():
@@ -59,38 +62,75 @@ def test_onnxruntime_only_plans_forward_workloads():
 
 
 def test_thread_env_pins_every_library():
-    env = threads.thread_env(1, base={})
-    for var in threads.THREAD_ENV_VARS:
+    env = pinning.thread_env(1, base={})
+    for var in pinning.THREAD_ENV_VARS:
         assert env[var] == "1"
     assert "xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
-    env2 = threads.thread_env(2, base={"XLA_FLAGS": "--foo"})
+    env2 = pinning.thread_env(2, base={"XLA_FLAGS": "--foo"})
     assert env2["XLA_FLAGS"] == "--foo" and env2["OMP_NUM_THREADS"] == "2"
 
 
-def test_bench_end_to_end_prints_tables_and_json(tmp_path):
-    out = tmp_path / "bench.json"
+def _is_png(path):
+    data = path.read_bytes()
+    return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_end_to_end_prints_tables_json_and_chart(tmp_path):
+    pytest.importorskip("matplotlib")
+    out, png = tmp_path / "bench.json", tmp_path / "speedup.png"
     proc = subprocess.run(
         [sys.executable, "-m", "fastgeo", "bench", "--quick", "--threads", "1",
-         "--impls", "fastgeo,numpy,sklearn", "--workloads", "A-fwd-256,A-step-4096",
-         "--activations", "relu", "--no-compile-row", "--json", str(out)],
+         "--impls", "fastgeo,numpy,sklearn", "--workloads", "A-fwd-1,A-fwd-256,A-step-4096",
+         "--activations", "relu", "--no-compile-row", "--json", str(out),
+         "--plot", str(png)],
         capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
-    assert "samples/s" in text and "fastgeo speed-up" in text and "practical float32 peak" in text
-    assert "A forward batch 256" in text and "A SGD step batch 4096" in text
+    assert "samples/s" in text and "fastgeo speed-up" in text
+    assert "FMA limit" in text and "BLAS reference" in text and "of FMA" in text
+    assert "A forward batch 1" in text and "A forward batch 256" in text
+    assert "A SGD step batch 4096" in text
+    assert "njit API, A forward batch 1, relu: " + peers.NJIT_API_MISSING in text
     assert "[" in proc.stderr and "/" in proc.stderr  # the progress bar
+    assert _is_png(png)
     report = json.loads(out.read_text())
     assert report["meta"]["threads"] == 1 and report["meta"]["quick"] is True
-    assert report["peak"]["practical_gflops"] > 0
+    assert report["peak"]["practical_gflops"] > 0 and report["peak"]["fma_limit_gflops"] > 0
+    assert report["peak"]["fma"]["lanes"] in (64, 128)
     assert not report["errors"]
     rows = {(r["workload"], r["activation"]): r for r in report["rows"]}
     row = rows[("A-fwd-256", "relu")]
     assert set(row["samples_per_s"]) == {"fastgeo", "numpy", "sklearn"}
     assert row["best_peer"] == "sklearn" and row["vs_best_peer"] > 0
     assert row["targets"][0]["target"] == ">=2x best"
+    assert 0 < row["fraction_of_fma"] < row["fraction_of_peak"] * 10
+    one = rows[("A-fwd-1", "relu")]
+    assert one["targets"][0]["target"] == ">=3x best"
+    assert one["njit_api"] == {"available": False, "reason": peers.NJIT_API_MISSING}
     for r in report["results"]:
         assert r["check"]["ok"], r
         assert r["per_call_s"] > 0 and r["compile_s"] >= 0 and r["samples_per_s"] > 0
+
+    # the same tables and chart from the JSON, without running anything
+    png2 = tmp_path / "again.png"
+    again = subprocess.run(
+        [sys.executable, "-m", "fastgeo", "bench", "--from-json", str(out), "--plot", str(png2)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.split("\nwrote")[0].rstrip() == text.split("\nwrote")[0].rstrip()
+    assert again.stderr == "" and _is_png(png2)
+
+
+def test_from_json_rejects_what_is_not_a_report(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": []}')
+    with pytest.raises(SystemExit, match="not a `fastgeo bench --json` report"):
+        command.run(args(from_json=str(bad)))
+    bad.write_text("not json")
+    with pytest.raises(SystemExit, match="is not JSON"):
+        command.run(args(from_json=str(bad)))
+    with pytest.raises(SystemExit, match="give one of them"):
+        command.run(args(from_json=str(bad), json=str(tmp_path / "x.json")))
 
 
 def test_worker_reports_a_failing_task_as_an_error():
@@ -113,26 +153,78 @@ def test_worker_turns_a_broken_peer_import_into_a_skip_reason(tmp_path):
     assert reason == "ImportError: broken jax for the test"
 
 
-def test_render_marks_failed_checks_and_missed_targets():
+def _fake_results():
     res = []
     for impl, sps, ok in (("fastgeo", 1e6, True), ("numpy", 5e5, True), ("jax", 4e6, False),
                           ("onnxruntime", 2e6, True)):
         res.append({"impl": impl, "workload": "A-fwd-256", "activation": "relu",
                     "samples_per_s": sps, "gflops": sps * 2 * 88 / 1e9, "compile_s": 0.1,
                     "check": {"ok": ok, "error": 0.5 if not ok else 0.0, "tolerance": 1e-4}})
-    rows = command.summarize(res, peak_gflops=10.0)
-    assert rows[0]["best_peer"] == "onnxruntime"  # jax failed its check: not a valid best
-    assert rows[0]["vs_best_peer"] == pytest.approx(0.5)
-    assert rows[0]["targets"][0]["met"] is False
-    report = {"meta": {"threads": 1, "quick": True, "cpus": 2, "load_before": 1.0,
-                       "load_after": 1.0}, "skipped": {"torch": "torch not installed"},
-              "peak": {"numpy": {"gflops": 10.0}, "practical_gflops": 10.0}, "rows": rows,
-              "results": res, "by_key": {f"{r['workload']}|{r['activation']}|{r['impl']}": r
-                                         for r in res}, "compile": None, "errors": []}
-    text = command.render(report)
+    for impl, sps in (("fastgeo", 4e7), ("jax", 1e7), ("torch", 2e6), ("numpy", 3e6)):
+        for act in ("sigmoid", "relu"):
+            res.append({"impl": impl, "workload": "A-fit", "activation": act,
+                        "samples_per_s": sps, "gflops": sps * 6 * 88 / 1e9, "compile_s": 0.1,
+                        "check": {"ok": True, "error": 0.0, "tolerance": 1e-2}})
+    return res
+
+
+def _fake_report(res, rows):
+    return {"meta": {"threads": 1, "quick": True, "cpus": 2, "load_before": 1.0,
+                     "load_after": 1.0}, "skipped": {"torch": "torch not installed"},
+            "peak": {"blas": {"numpy": {"gflops": 10.0}}, "practical_gflops": 10.0,
+                     "fma": {"what": "numba FMA loop"}, "fma_limit_gflops": 20.0},
+            "rows": rows, "results": res,
+            "by_key": {f"{r['workload']}|{r['activation']}|{r['impl']}": r for r in res},
+            "compile": None, "errors": []}
+
+
+def test_render_marks_failed_checks_and_missed_targets():
+    res = _fake_results()
+    rows = command.summarize(res, {"fma_limit_gflops": 20.0, "practical_gflops": 10.0})
+    fwd = next(r for r in rows if r["workload"] == "A-fwd-256")
+    assert fwd["best_peer"] == "onnxruntime"  # jax failed its check: not a valid best
+    assert fwd["vs_best_peer"] == pytest.approx(0.5)
+    assert fwd["targets"][0]["met"] is False
+    assert fwd["fraction_of_fma"] == pytest.approx(1e6 * 176 / 1e9 / 20.0)
+    assert fwd["fraction_of_peak"] == pytest.approx(1e6 * 176 / 1e9 / 10.0)
+    fits = {r["activation"]: r for r in rows if r["workload"] == "A-fit"}
+    # issue 11's A fit row: >=5x JAX, >=30x torch, >=10x numpy, >=30% FMA for relu only
+    assert [t["target"] for t in fits["sigmoid"]["targets"]] == [
+        ">=5x jax", ">=30x torch", ">=10x numpy"]
+    relu = {t["target"]: t["met"] for t in fits["relu"]["targets"]}
+    assert relu == {">=5x jax": False, ">=30x torch": False, ">=10x numpy": True,
+                    ">=30% FMA limit (relu)": True}  # 4e7 * 528 / 1e9 = 21 GFLOP/s of 20
+    text = command.render(_fake_report(res, rows))
     assert "skipped torch: torch not installed" in text
     assert "4M!" in text and "CHECK FAILED jax" in text
-    assert ">=2x best: MISS" in text
+    assert ">=2x best: MISS" in text and "FMA limit, float32 GFLOP/s: 20.0 = 1 x one core's 20.0" in text
+
+
+def test_targets_follow_issue_11():
+    targets = {k: [t.text() for t in w.targets] for k, w in wl.WORKLOADS.items()}
+    assert targets == {
+        "A-fit": [">=5x jax", ">=30x torch", ">=10x numpy", ">=30% FMA limit (relu)"],
+        "A-fwd-1": [">=3x best"], "A-fwd-256": [">=2x best"], "A-fwd-65536": [">=3x best"],
+        "A-step-4096": [">=3x best"], "B-fwd-4096": [">=1.5x best"],
+        "B-step-4096": [">=1.5x best"], "C-fwd-4096": [">=1x best"],
+        "C-step-4096": [">=1x best"], "article": [">=20x numpy"]}
+    assert {k: t.text() for k, t in wl.COMPILE_TARGETS.items()} == {
+        "cold": "<=5s", "cached": "<=0.3s"}
+    assert wl.WORKLOADS["A-fwd-1"].batch == 1 and wl.WORKLOADS["A-fwd-1"].sizes == (2, 8, 8, 1)
+
+
+def test_chart_draws_every_row_and_reads_old_targets(tmp_path):
+    pytest.importorskip("matplotlib")
+    res = _fake_results()
+    rows = command.summarize(res, {"fma_limit_gflops": 20.0, "practical_gflops": 10.0})
+    path = chart.speedup_chart(_fake_report(res, rows), str(tmp_path / "c.png"))
+    assert _is_png(tmp_path / "c.png") and path.endswith("c.png")
+    assert chart.speedup_target({"target": ">=5x jax"}) == ("jax", 5.0)
+    assert chart.speedup_target({"target": ">=60% peak"}) is None
+    assert chart.speedup_target({"target": ">=30% FMA limit (relu)", "against": "fma",
+                                 "threshold": 0.3}) is None
+    with pytest.raises(ValueError, match="no row"):
+        chart.speedup_chart(_fake_report([], []), str(tmp_path / "none.png"))
 
 
 def test_measure_warms_up_times_apart_and_respects_the_budget():

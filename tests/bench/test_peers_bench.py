@@ -31,11 +31,7 @@ def test_side_by_side(benchmark, implementations, request, key, activation, name
     benchmark.extra_info.update(impl=name, workload=key, activation=activation,
                                 samples_per_call=w.samples_per_call,
                                 flops_per_call=w.flops_per_call)
-    if w.phase == "article":
-        Ws = bs = X = Y = None
-    else:
-        Ws, bs = wl.initial_params(w.sizes, activation)
-        X, Y = wl.data(w)
+    Ws, bs, X, Y = wl.inputs(w, activation)
     runner = impl.build(w, activation, Ws, bs, X, Y)
     # apples to apples, outside the timed region (this also compiles and warms up)
     result = peers.check(impl, w, activation, Ws, bs, X, Y, runner=runner)

@@ -1,12 +1,15 @@
-"""The article's protocol (fastgeo.experiment, ``fastgeo reproduce``) and its figures."""
+"""The article package (fastgeo.article: protocol, notebook transcription, report;
+``fastgeo reproduce``) and its figures."""
 
 import json
 
 import numpy as np
 import pytest
 
+from fastgeo import article as ex
 from fastgeo import cli
-from fastgeo import experiment as ex
+from fastgeo._cli_args import parse_range
+from fastgeo.article import notebook, protocol
 
 SHORT = 12  # epochs of a short protocol run
 
@@ -40,7 +43,7 @@ def test_protocol_leaves_the_global_random_state_alone():
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
     ex.run_protocol(epochs=2, geometry=False)
-    ex.notebook_fit(epochs=1)
+    ex.run_notebook(epochs=1)
     np.testing.assert_array_equal(np.random.get_state()[1], before)
 
 
@@ -66,7 +69,7 @@ def test_short_run_numba_equals_numpy(short_runs):
 
 def test_short_run_matches_the_notebook_transcription(short_runs):
     results, nets, _ = short_runs["numpy"]
-    nb = ex.notebook_fit(epochs=SHORT)
+    nb = ex.run_notebook(epochs=SHORT)
     for act in ex.ACTIVATIONS:
         # same trajectory: the 1e-9 in the notebook's logs changes only the recorded loss
         np.testing.assert_allclose(nb[act]["stable_history"], results[act]["loss_history"],
@@ -76,6 +79,55 @@ def test_short_run_matches_the_notebook_transcription(short_runs):
         for W, W0 in zip(nets[act].weights, nb[act]["weights"]):
             np.testing.assert_allclose(W, W0, rtol=1e-12, atol=1e-14)
         assert nb[act]["max_abs_z"] < 500  # the notebook's clip never acts
+
+
+def test_notebook_accuracy_and_biases_match_fastgeo(short_runs):
+    results, nets, _ = short_runs["numpy"]
+    nb = ex.run_notebook(epochs=SHORT, witness=False)
+    for act in ex.ACTIVATIONS:
+        assert set(nb[act]) == {"loss_history", "test_accuracy", "weights", "biases"}
+        assert nb[act]["test_accuracy"] == results[act]["test_accuracy"]
+        for b, b0 in zip(nets[act].biases, nb[act]["biases"]):
+            np.testing.assert_allclose(b, b0, rtol=1e-12, atol=1e-14)
+
+
+def test_notebook_witness_sees_the_quirks():
+    """The witness is not vacuous: the 1e-9 in the logs moves the recorded loss by a
+    positive amount below ~1e-8, and the largest |z| is the sigmoid net's logits'."""
+    nb = ex.run_notebook(epochs=3)
+    for act in ex.ACTIVATIONS:
+        gap = np.subtract(nb[act]["loss_history"], nb[act]["stable_history"])
+        assert 0 < np.abs(gap).max() < 1e-8
+        assert 0 < nb[act]["max_abs_z"] < 500
+    assert nb["relu"]["max_abs_z"] != nb["sigmoid"]["max_abs_z"]
+
+
+def test_notebook_net_rejects_what_the_notebook_has_not():
+    params, _ = ex.protocol_streams(42, [2, 8, 8, 1], 1, 300)
+    with pytest.raises(ValueError, match="sigmoid and relu"):
+        notebook.NotebookMLP(*params["relu"], "tanh")
+    with pytest.raises(ValueError, match="three layers"):
+        notebook.NotebookMLP(params["relu"][0][:2], params["relu"][1][:2], "relu")
+
+
+def test_streams_without_nets_give_the_same_permutations():
+    _, perms = ex.protocol_streams(7, [2, 8, 8, 8, 1], 4, 300)
+    _, alone = ex.protocol_streams(7, [2, 8, 8, 8, 1], 4, 300, activations=())
+    np.testing.assert_array_equal(perms, alone)
+    with pytest.raises(ValueError, match="no weight gain"):
+        ex.protocol_streams(7, [2, 8, 1], 1, 300, activations=("swish",))
+
+
+def test_train_size_is_the_split_s():
+    assert protocol.n_train() == ex.load_data()[0].shape[0] == 300
+
+
+def test_experiment_module_is_an_alias_of_the_package():
+    from fastgeo import experiment
+
+    assert experiment.run_protocol is ex.run_protocol
+    assert experiment.notebook_fit is ex.run_notebook
+    assert experiment.ARTICLE is ex.ARTICLE and experiment.parse_range is parse_range
 
 
 def test_full_protocol_reproduces_the_article():
@@ -148,13 +200,13 @@ def test_notebook_flag(capsys):
 @pytest.mark.parametrize("text,want", [("0-3", [0, 1, 2, 3]), ("5", [5]),
                                        ("1,3-4", [1, 3, 4])])
 def test_parse_range(text, want):
-    assert ex.parse_range(text) == want
+    assert parse_range(text) == want
 
 
 @pytest.mark.parametrize("text", ["", "3-1", "a", "-2"])
 def test_parse_range_rejects(text):
     with pytest.raises(ValueError):
-        ex.parse_range(text)
+        parse_range(text)
 
 
 def test_bad_arguments_exit_2(capsys):
