@@ -1,15 +1,20 @@
-"""The kernels' own vectorizable math (``fastgeo.activations``: exp_neg, log1p_unit,
-tanh_fast, the compiled sigmoid) against NumPy over the whole float range, float32 and
-float64: accuracy in ulps where the result is a normal number, exact limits (0, 1, +-1),
+"""The kernels' own math against NumPy over the whole float range, float32 and float64:
+the scalar helpers (``fastgeo.activations``: exp_neg, log1p_unit, tanh_fast), the vector
+activations (``fastgeo.vmath``: float32 lean within ``LEAN_MAX_ULP``, float64 accurate),
+accuracy in ulps where the result is a normal number, exact limits (0, 1, +-1), flushed
 denormals, NaN and infinities; and the float32 kernels really compute in float32."""
 
+import math
+
+import numba
 import numpy as np
 import pytest
 from numba import njit
 
 from fastgeo import _jit as fastgeo_jit
-from fastgeo import activations, kernels
+from fastgeo import activations, kernels, vmath
 from fastgeo.activations import exp_neg, log1p_unit, tanh_fast
+from fastgeo.simd import Vector, load1, store1
 
 DTYPES = [np.float32, np.float64]
 
@@ -101,6 +106,12 @@ def test_tanh_fast(dtype):
     assert out[4] == 1 and out[5] == -1
 
 
+def activation_rtol(dtype):
+    """The documented accuracy of the compiled activations: float32 lean (vmath), float64
+    accurate."""
+    return (vmath.LEAN_MAX_ULP if dtype == np.float32 else 4) * np.finfo(dtype).eps
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("code, name", [(a.code, a.name) for a in activations.ACTIVATIONS.values()])
 def test_compiled_activations_match_numpy(code, name, dtype):
@@ -120,8 +131,7 @@ def test_compiled_activations_match_numpy(code, name, dtype):
     got = A[:, 0].astype(np.float64)
     np.testing.assert_array_equal(Z[:, 0], z)
     finite = np.isfinite(ref)
-    tol = 4 * np.finfo(dtype).eps
-    np.testing.assert_allclose(got[finite], ref[finite], rtol=tol,
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=activation_rtol(dtype),
                                atol=np.finfo(dtype).tiny)
     assert np.array_equal(got[~finite], ref[~finite])  # +-inf stays +-inf where f does
     nan_in = np.array([np.nan], dtype)
@@ -138,29 +148,29 @@ def test_output_sigmoid_matches_numpy(dtype):
     kernels.forward(params, np.array([1, 1], np.int64), 0, z.reshape(-1, 1), out)
     with np.errstate(over="ignore", under="ignore"):
         ref = activations.sigmoid(z.astype(np.float64))
-    np.testing.assert_allclose(out[:, 0], ref, rtol=4 * np.finfo(dtype).eps,
+    np.testing.assert_allclose(out[:, 0], ref, rtol=activation_rtol(dtype),
                                atol=np.finfo(dtype).tiny)
 
 
-@pytest.mark.parametrize("name", ["activate_row", "multiply_derivative_row", "_dense",
-                                  "_weight_gradient"])
+@pytest.mark.parametrize("name", ["activate", "derivative_times", "_dense_forward",
+                                  "_dense_backward", "_weight_gradient"])
 def test_float32_kernels_compute_in_float32(name):
-    """No float64 arithmetic in the float32 tile loops: a float64 literal in a kernel (a
-    bare 1.0 or 0.0) would silently run the float32 path in float64."""
-    import numba
-
+    """No float64 arithmetic in the float32 stages: a float64 literal in a kernel (a
+    bare 1.0 or 0.0 in scalar code) would silently run the float32 path in float64."""
     fn = getattr(kernels, name, None) or getattr(activations, name)
     if not hasattr(fn, "py_func"):
         pytest.skip("NUMBA_DISABLE_JIT")
     fresh = numba.njit(fn.py_func, fastmath=set(fastgeo_jit.FASTMATH), error_model="numpy")
     f32 = numba.types.Array(numba.types.float32, 2, "C")
     vec = numba.types.Array(numba.types.float32, 1, "C")
+    v8 = Vector(numba.types.float32)
     i64 = numba.types.int64
     sig = {
-        "activate_row": (i64, f32, f32, i64, i64),
-        "multiply_derivative_row": (i64, f32, f32, f32, i64, i64),
-        "_dense": (vec, i64, i64, i64, i64, i64, i64, f32, i64, f32, i64, i64),
-        "_weight_gradient": (f32, i64, i64, f32, i64, i64, vec, i64, i64, i64),
+        "activate": (i64, v8),
+        "derivative_times": (i64, v8, v8),
+        "_dense_forward": (vec, i64, i64, i64, i64, i64, f32, i64, f32, i64, i64),
+        "_dense_backward": (vec, i64, i64, i64, i64, f32, i64, i64, i64, i64),
+        "_weight_gradient": (f32, i64, i64, i64, i64, vec, i64, i64),
     }[name]
     fresh.compile(sig)
     llvm = fresh.inspect_llvm(sig)
@@ -168,6 +178,65 @@ def test_float32_kernels_compute_in_float32(name):
                if " double" in line and any(op in line for op in (
                    "fadd", "fsub", "fmul", "fdiv", "fpext", "fcmp", "call"))]
     assert doubles == [], "\n".join(doubles[:20])
+
+
+@njit
+def _ulp32(x):
+    """The spacing of float32 at the normal float32 x (x > 0)."""
+    _, e = math.frexp(x)
+    return 2.0 ** (e - 24)
+
+
+@njit(error_model="numpy")
+def _lean_worst(kind, stride):
+    """Over every stride-th float32 bit pattern: (largest ulp error of the float32
+    sigmoid (kind 0) or tanh (kind 1) where the exact result is a normal float32, count
+    of results that should be flushed to 0 but are not, count of NaN in -> not NaN out,
+    count of results outside [0, 1] / [-1, 1])."""
+    bits = np.empty(8, np.uint32)
+    z = bits.view(np.float32)
+    out = np.empty(8, np.float32)
+    tiny = 1.1754943508222875e-38
+    worst = 0.0
+    not_flushed = 0
+    lost_nan = 0
+    out_of_range = 0
+    for base in range(0, 2 ** 32, 8 * stride):
+        for j in range(8):
+            bits[j] = np.uint32(base + j * stride)
+        if kind == 0:
+            store1(out, 0, vmath.sigmoid(load1(z, 0)))
+        else:
+            store1(out, 0, vmath.tanh(load1(z, 0)))
+        for j in range(8):
+            x = np.float64(z[j])
+            got = np.float64(out[j])
+            if x != x:
+                lost_nan += 0 if got != got else 1
+                continue
+            if kind == 0:
+                ref = 1.0 / (1.0 + math.exp(-x)) if x > -745.0 else 0.0
+                out_of_range += 0 if 0.0 <= got <= 1.0 else 1
+            else:
+                ref = math.tanh(x)
+                out_of_range += 0 if -1.0 <= got <= 1.0 else 1
+            if abs(ref) >= tiny:
+                err = abs(got - ref) / _ulp32(abs(ref))
+                worst = err if err > worst else worst
+            elif kind == 0:
+                not_flushed += 0 if got == 0.0 or got <= tiny else 1
+    return worst, not_flushed, lost_nan, out_of_range
+
+
+@pytest.mark.parametrize("kind, name", [(0, "sigmoid"), (1, "tanh")])
+def test_lean_float32_activation_over_the_whole_range(kind, name):
+    """The float32 contract of ``vmath``: within LEAN_MAX_ULP ulp of the exact value
+    wherever that is a normal float32, over every 61st bit pattern of float32 (70 million
+    inputs: every binade, both signs, denormals, infinities, NaN), results in range,
+    below-normal sigmoids flushed, NaN kept."""
+    worst, not_flushed, lost_nan, out_of_range = _lean_worst(kind, 61)
+    assert worst <= vmath.LEAN_MAX_ULP, (name, worst)
+    assert (not_flushed, lost_nan, out_of_range) == (0, 0, 0)
 
 
 @njit(fastmath=set(fastgeo_jit.FASTMATH), error_model="numpy")

@@ -587,27 +587,70 @@ def ready(name, threads=1):
     return impl, None
 
 
-# --- the njit API's batch-1 latency (a hook) ----------------------------------------------
+# --- the njit API's batch-1 latency --------------------------------------------------------
 
 #: The row beside which ``fastgeo bench`` reports the njit API's batch-1 latency.
 NJIT_API_WORKLOAD = "A-fwd-1"
-NJIT_API_MISSING = ("not measured yet: the bench has no runner for the njit-callable "
-                    "kernel API (issue 11, item 8)")
+#: forward calls per timed call of the njit loop
+NJIT_API_CALLS = 1000
+
+_njit_loop = None
+
+
+def _njit_api_loop():
+    """A user's own ``@njit`` loop: one sample through ``fastgeo.kernels.forward_into``
+    per iteration, each output fed into the next input (nothing to hoist)."""
+    global _njit_loop
+    if _njit_loop is None:
+        from numba import njit
+
+        from fastgeo import kernels
+
+        @njit
+        def loop(params, sizes, code, x, out, packed, tile, calls):
+            total = 0.0
+            x0 = x[0, 0]
+            for _ in range(calls):
+                kernels.forward_into(params, sizes, code, x, out, packed, tile)
+                total += out[0, 0]
+                x[0, 0] = x0 + 1e-3 * out[0, 0]
+            x[0, 0] = x0
+            return total
+
+        _njit_loop = loop
+    return _njit_loop
 
 
 def njit_api_latency(activation, weights, biases, X, quick=False):
-    """HOOK for the batch-1 latency of fastgeo's njit-callable kernel API, called from
-    inside a user's own ``@njit`` loop (issue 11, item 8), which ``fastgeo bench`` shows
-    beside the ``MLP.forward`` row ``NJIT_API_WORKLOAD``.
+    """Batch-1 latency of fastgeo's njit-callable kernel API (issue 11, item 8): seconds
+    per ``kernels.forward_into`` call on the one sample X, called from inside a user's
+    own ``@njit`` loop (no Python, no validation, the caller's workspace), shown beside
+    the ``MLP.forward`` row ``NJIT_API_WORKLOAD``. The output is checked against
+    ``reference.predict_proba``."""
+    from fastgeo import activations, kernels, reference
 
-    No runner is written yet, so this returns {"available": False, "reason": ...} and the
-    bench says so. To fill it in: compile here an ``@njit`` loop that evaluates the net
-    (``weights``, ``biases``, ``activation``) on the one sample ``X`` per iteration through
-    the API (``fastgeo.kernels``' ``*_into`` entry points), time it with
-    ``timing.measure`` (``QUICK`` when ``quick``), check one output against
-    ``reference.predict_proba``, and return {"available": True, "per_call_s": seconds per
-    sample, "what": ...}."""
-    return {"available": False, "reason": NJIT_API_MISSING}
+    from .timing import FULL, QUICK, measure
+
+    dtype = np.asarray(weights[0]).dtype
+    sizes = np.array([np.asarray(weights[0]).shape[0]]
+                     + [np.asarray(W).shape[1] for W in weights], np.int64)
+    params = np.concatenate([np.concatenate([np.ravel(W), b])
+                             for W, b in zip(weights, biases)]).astype(dtype)
+    code = activations.get(activation).code
+    x = np.ascontiguousarray(X[:1], dtype=dtype)
+    out = np.empty((1, int(sizes[-1])), dtype)
+    packed, tile = kernels.workspace(sizes, dtype)
+    loop = _njit_api_loop()
+    t = measure(lambda: loop(params, sizes, code, x, out, packed, tile, NJIT_API_CALLS),
+                **(QUICK if quick else FULL))
+    loop(params, sizes, code, x, out, packed, tile, 1)
+    want = reference.predict_proba([np.asarray(W, np.float64) for W in weights],
+                                   [np.asarray(b, np.float64) for b in biases],
+                                   x.astype(np.float64), activation)
+    error = float(np.max(np.abs(out - want)))
+    return {"available": True, "per_call_s": t["per_call_s"] / NJIT_API_CALLS,
+            "what": "kernels.forward_into inside an @njit loop, 1 sample per call",
+            "max_abs_error": error, "ok": error <= TOLERANCES["forward"]}
 
 
 # --- apples to apples ---------------------------------------------------------------------

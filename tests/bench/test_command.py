@@ -90,7 +90,7 @@ def test_bench_end_to_end_prints_tables_json_and_chart(tmp_path):
     assert "FMA limit" in text and "BLAS reference" in text and "of FMA" in text
     assert "A forward batch 1" in text and "A forward batch 256" in text
     assert "A SGD step batch 4096" in text
-    assert "njit API, A forward batch 1, relu: " + peers.NJIT_API_MISSING in text
+    assert "njit API, A forward batch 1, relu: " in text and "us per sample" in text
     assert "[" in proc.stderr and "/" in proc.stderr  # the progress bar
     assert _is_png(png)
     report = json.loads(out.read_text())
@@ -106,7 +106,8 @@ def test_bench_end_to_end_prints_tables_json_and_chart(tmp_path):
     assert 0 < row["fraction_of_fma"] < row["fraction_of_peak"] * 10
     one = rows[("A-fwd-1", "relu")]
     assert one["targets"][0]["target"] == ">=3x best"
-    assert one["njit_api"] == {"available": False, "reason": peers.NJIT_API_MISSING}
+    api = one["njit_api"]
+    assert api["available"] and api["ok"] and 0 < api["per_call_s"] < 1e-3
     for r in report["results"]:
         assert r["check"]["ok"], r
         assert r["per_call_s"] > 0 and r["compile_s"] >= 0 and r["samples_per_s"] > 0
