@@ -34,6 +34,9 @@ test: $(VENV)/.stamp-dev
 	# cached machine code compiled without bounds checks would otherwise be reused
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(VENV)/numba-boundscheck-cache \
 		$(PY) -m pytest -q -m kernels -p no:randomly
+	# the kernels assume no instruction set: compiled for plain x86-64 (SSE2, no AVX or FMA)
+	NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(VENV)/numba-generic-cache \
+		$(PY) -m pytest -q -m kernels -p no:randomly
 
 # Peers (torch 2.13.0 CPU, jax, onnx, onnxruntime) for the side-by-side benchmarks.
 $(VENV)/.stamp-peers: $(VENV)/.stamp-dev
