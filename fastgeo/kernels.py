@@ -498,7 +498,7 @@ def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, sc
 # --- njit-callable entry points (the public kernel API) ---------------------------------
 
 
-@kernel(internal=True, inline="always")
+@kernel
 def forward_into(params, sizes, code, X, out, packed, tile):
     """out (n, sizes[-1]) = the output probabilities of X (n, sizes[0]). Returns
     FORWARD_OK, FORWARD_BAD_X / FORWARD_BAD_PARAMS (NaN or inf found before anything was
@@ -638,8 +638,6 @@ JOB_FORWARD, JOB_TRACE, JOB_LOSS, JOB_GRADIENT, JOB_FIT = range(5)
 def run(job, params, sizes, code, X, Y, rows, out, Z, grad, packed, tile, lr, epochs,
         batch_size, state, perms, history, work):
     """dispatcher"""
-    if job == JOB_FORWARD:
-        return float(forward_into(params, sizes, code, X, out, packed, tile))
     if job == JOB_TRACE:
         trace_into(params, sizes, code, X, Z, out, packed, tile)
         return 0.0
@@ -661,26 +659,29 @@ class _PerThread(threading.local):
 
 
 _local = _PerThread()
-_shapes = {}  # sizes.tobytes() -> (packed size, tile rows)
 
 
 def workspace(sizes, dtype):
     """(packed, tile): the scratch buffers the ``*_into`` kernels take for a net of these
     sizes and dtype. Kept per thread and reused: allocating (and page-faulting) them per
     call cost more than a small forward pass."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    dtype = np.dtype(dtype)
-    key = (dtype.char, sizes.tobytes())
-    ws = _local.spaces.get(key)
+    try:  # MLP's own call: an int64 array and a dtype
+        key = (dtype.char, sizes.tobytes())
+    except AttributeError:
+        sizes = np.asarray(sizes, dtype=np.int64)
+        dtype = np.dtype(dtype)
+        key = (dtype.char, sizes.tobytes())
+    spaces = _local.spaces
+    ws = spaces.get(key)
     if ws is None:
-        if len(_local.spaces) > 16:
-            _local.spaces.clear()
-        shape = _shapes.get(key[1])
-        if shape is None:
-            shape = _shapes[key[1]] = (packed_size(sizes.tolist()), tile_rows(sizes))
-        ws = (np.zeros(shape[0], dtype), np.zeros((shape[1], TILE[dtype]), dtype))
+        sizes = np.asarray(sizes, dtype=np.int64)
+        dtype = np.dtype(dtype)
+        if len(spaces) > 16:
+            spaces.clear()
+        ws = (np.zeros(packed_size(sizes.tolist()), dtype),
+              np.zeros((tile_rows(sizes), TILE[dtype]), dtype))
         prepare_tile(sizes, ws[1])
-        _local.spaces[key] = ws
+        spaces[key] = ws
     return ws
 
 
@@ -717,7 +718,7 @@ def _run(job, params, sizes, code, X, Y=None, rows=None, out=None, Z=None, grad=
 def forward(params, sizes, code, X, out):
     if not (params.flags.writeable and X.flags.writeable):
         params, X = _writable(params), _writable(X)
-    return int(_run(JOB_FORWARD, params, sizes, code, X, out=out))
+    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype))
 
 
 def forward_trace(params, sizes, code, X, Z, A):
