@@ -37,7 +37,7 @@ with warnings.catch_warnings(record=True) as caught:
     import fastgeo
     from fastgeo import kernels
     if sys.argv[1] == "forward":  # depends on activations.py
-        kernel = kernels.run  # the compiled function behind kernels.forward
+        kernel = kernels.forward_into  # the compiled function behind kernels.forward
         ws = [np.array([[1.0]]), np.array([[1.0]])]
         bs = [np.zeros(1), np.zeros(1)]
         X = np.array([[-2.0], [3.0], [-0.5]])
@@ -95,7 +95,7 @@ def test_unset_cache_dir_then_edit_a_kernel_source(package_copy, tmp_path):
     first = run_probe(package_copy, tmp_path, kernel="forward")
     assert first["misses"] >= 1 and first["hits"] == 0
     assert first["warnings"] == []
-    assert any(name.startswith("kernels.run-") for name in
+    assert any(name.startswith("kernels.forward_into-") for name in
                index_files(package_copy / "__pycache__"))
 
     second = run_probe(package_copy, tmp_path, kernel="forward")
