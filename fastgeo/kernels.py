@@ -296,6 +296,35 @@ def _block(packed, p, n, IN, r, t, b0, b1, b2, b3):
 
 
 @kernel(internal=True, inline="always")
+def _block1(packed, p, n, IN, r, t, b):
+    """One unit of a block (the layer's last units when fewer than 4 are left): b + sum
+    over i < n of packed[p + 4 i] * IN[r + i, t + v V] for v < 3; even and odd i in
+    separate sums (6 independent chains instead of 3)."""
+    V = lanes(IN)
+    zero = broadcast(IN.dtype.type(0.0))
+    c0 = c1 = c2 = b
+    e0 = e1 = e2 = zero
+    i = 0
+    while i + 1 < n:
+        w = broadcast_at(packed, p)
+        c0 = fma(w, load(IN, r + i, t), c0)
+        c1 = fma(w, load(IN, r + i, t + V), c1)
+        c2 = fma(w, load(IN, r + i, t + 2 * V), c2)
+        w = broadcast_at(packed, p + 4)
+        e0 = fma(w, load(IN, r + i + 1, t), e0)
+        e1 = fma(w, load(IN, r + i + 1, t + V), e1)
+        e2 = fma(w, load(IN, r + i + 1, t + 2 * V), e2)
+        p += 8
+        i += 2
+    if i < n:
+        w = broadcast_at(packed, p)
+        c0 = fma(w, load(IN, r + i, t), c0)
+        c1 = fma(w, load(IN, r + i, t + V), c1)
+        c2 = fma(w, load(IN, r + i, t + 2 * V), c2)
+    return c0 + e0, c1 + e1, c2 + e2
+
+
+@kernel(internal=True, inline="always")
 def _store_block(OUT, r, t, rows, c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31,
                  c32):
     """OUT[r + j, t:t + 3V] = the accumulators of unit j, for j < rows (<= 4)."""
@@ -325,12 +354,24 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width)
     S = 3 * V
     for o in range(0, n_out, 4):
         p = f + o * n_in
+        r = r_out + o
+        rows = n_out - o if n_out - o < 4 else 4  # noqa: FURB136
+        if rows < 4:  # the last 1-3 units: one at a time (4-unit blocks would be padding)
+            for j in range(rows):
+                bj = broadcast_at(packed, b + o + j)
+                for t in range(0, width, S):
+                    c0, c1, c2 = _block1(packed, p + j, n_in, IN, r_in, t, bj)
+                    store(OUT, r + j, t, c0)
+                    store(OUT, r + j, t + V, c1)
+                    store(OUT, r + j, t + 2 * V, c2)
+                    if code != IDENTITY:
+                        for u in range(t, t + S, V):
+                            store(OUT, r + j, u, activate(code, load(OUT, r + j, u)))
+            continue
         b0 = broadcast_at(packed, b + o)
         b1 = broadcast_at(packed, b + o + 1)
         b2 = broadcast_at(packed, b + o + 2)
         b3 = broadcast_at(packed, b + o + 3)
-        r = r_out + o
-        rows = n_out - o if n_out - o < 4 else 4  # noqa: FURB136
         for t in range(0, width, S):
             c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(
                 packed, p, n_in, IN, r_in, t, b0, b1, b2, b3)
@@ -370,8 +411,27 @@ def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width):
     vector sums over the tile's columns, added up lane by lane at the end."""
     V = lanes(tile)
     zero = broadcast(tile.dtype.type(0.0))
+    full = n_out // 4 * 4
+    for o in range(full, n_out):  # the last 1-3 outputs: blocks of 4 inputs x 1 output
+        d = r_err + o
+        for q in range(0, n_in + 1, 4):
+            s0 = s1 = s2 = s3 = zero
+            for t in range(0, width, V):
+                e = load(tile, d, t)
+                s0 = fma(load(tile, r_act + q, t), e, s0)
+                s1 = fma(load(tile, r_act + q + 1, t), e, s1)
+                s2 = fma(load(tile, r_act + q + 2, t), e, s2)
+                s3 = fma(load(tile, r_act + q + 3, t), e, s3)
+            i = w + q * n_out + o
+            grad[i] += hsum(s0)
+            if q + 1 <= n_in:
+                grad[i + n_out] += hsum(s1)
+            if q + 2 <= n_in:
+                grad[i + 2 * n_out] += hsum(s2)
+            if q + 3 <= n_in:
+                grad[i + 3 * n_out] += hsum(s3)
     for q in range(0, n_in + 1, 2):
-        for o in range(0, n_out, 4):
+        for o in range(0, full, 4):
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             for t in range(0, width, V):
                 a0 = load(tile, r_act + q, t)
