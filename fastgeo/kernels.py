@@ -207,15 +207,23 @@ def _pack(params, sizes, packed, backward):
         n_out = sizes[l]
         w = _weight_offset(sizes, l)
         f, b, g = _packed_layer(sizes, l)
-        for q in range(n_in):
-            for o in range(n_out):
-                packed[f + (o // 4) * 4 * n_in + 4 * q + o % 4] = params[w + q * n_out + o]
+        for o in range(0, n_out, 4):
+            units = n_out - o if n_out - o < 4 else 4  # noqa: FURB136
+            for q in range(n_in):
+                dst = f + o * n_in + 4 * q
+                src = w + q * n_out + o
+                for j in range(units):
+                    packed[dst + j] = params[src + j]
         for o in range(n_out):
             packed[b + o] = params[w + n_in * n_out + o]
         if backward:
-            for q in range(n_in):
-                for o in range(n_out):
-                    packed[g + (q // 4) * 4 * n_out + 4 * o + q % 4] = params[w + q * n_out + o]
+            for q in range(0, n_in, 4):
+                units = n_in - q if n_in - q < 4 else 4  # noqa: FURB136
+                for i in range(units):
+                    src = w + (q + i) * n_out
+                    dst = g + q * n_out + i
+                    for o in range(n_out):
+                        packed[dst + 4 * o] = params[src + o]
 
 
 @kernel

@@ -8,9 +8,9 @@ within ``LEAN_MAX_ULP`` ulp of the correctly rounded value wherever that value i
 normal float32; sigmoid(z) is 0 for z < -87.33 (values below the smallest normal are
 flushed), 1 for z > 17 (as the float32 rounding of 1 - tiny).
 
-float64 is *accurate*: degree-12 Taylor exp with Cody-Waite reduction, exact 2**n
-scaling down to the smallest denormal, true divisions: a few ulp, as
-``activations.exp_neg`` and ``tanh_fast``, so float64 parity holds at rtol 1e-10.
+float64 is *accurate*: degree-12 Taylor exp with Cody-Waite reduction, true divisions: a
+few ulp wherever the result is a normal float64, so float64 parity holds at rtol 1e-10
+(sigmoid(z) for z < -708.39, below the smallest normal, is flushed to 0).
 
 Each function has one body per dtype, chosen at compile time by its overload; the same
 bodies run as NumPy code when the JIT is disabled. NaN in gives NaN out.
@@ -20,7 +20,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload, register_jitable
 
-from .simd import absolute, exponent_from_bits, floor, fma, pow2, rint, where
+from .simd import absolute, exponent_from_bits, fma, pow2, rint, where
 
 #: Largest error of the float32 sigmoid and tanh in ulp, over all float32 inputs whose
 #: result is a normal float32 (measured by tests/test_vmath.py).
@@ -41,6 +41,8 @@ _LN2_HI64 = 0.6931471803691238
 _LN2_LO64 = 1.9082149292705877e-10
 
 _MAGIC32 = 1.5 * 2**23 + 127
+#: float64: exp(x) >= the smallest normal float64 for x >= _EXP_MIN64
+_EXP_MIN64 = -708.39
 #: float32: exp(x) for |x| <= _EXP_LIMIT32 is a normal float32
 _EXP_LIMIT32 = 87.33654  # -ln(smallest normal float32)
 
@@ -65,9 +67,10 @@ def _exp32(x):
 
 @register_jitable
 def _exp64(x):
-    """exp(x) for float64 lanes with x <= 0 (NaN -> NaN), to 2 ulp, denormals included:
-    2**n is applied in two halves so that no factor leaves the normal range."""
-    y = where(x < -1400.0, -1400.0, x)
+    """exp(x) for float64 lanes with x <= 0 (NaN -> NaN), to 1 ulp down to the smallest
+    normal, exp(-708.39); below, the result is that smallest normal (callers use it where
+    such values are negligible: sigmoid's e, tanh's exp(-2|z|) for |z| > 354)."""
+    y = where(x < _EXP_MIN64, _EXP_MIN64, x)
     n = rint(y * _LOG2E)
     r = fma(n, -_LN2_HI64, y)
     r = fma(n, -_LN2_LO64, r)
@@ -83,8 +86,7 @@ def _exp64(x):
     p = fma(p, r, 0.5)
     p = fma(p, r, 1.0)
     p = fma(p, r, 1.0)
-    half = floor(n * 0.5)
-    return p * pow2(half) * pow2(n - half)
+    return p * pow2(n)
 
 
 @register_jitable
@@ -100,7 +102,7 @@ def _sigmoid32(z):
 def _sigmoid64(z):
     e = _exp64(-absolute(z))
     s = 1.0 / (e + 1.0)
-    return where(z >= 0.0, s, e * s)
+    return where(z >= 0.0, s, where(z < _EXP_MIN64, 0.0, e * s))
 
 
 @register_jitable
