@@ -26,7 +26,8 @@ Parameters: one flat buffer ``params`` holding, layer by layer, W_l row-major
 (fan_in x fan_out) then b_l (fan_out). W_l and b_l together are the (fan_in + 1) x fan_out
 matrix [W_l; b_l]: the gradient stage treats the bias as row fan_in.
 
-Packed weights (``packed``, rebuilt by ``_pack`` whenever params change): per layer, a
+Packed weights (``packed``, rebuilt by ``_pack`` whenever params differ from the copy
+kept at its end, ``_ensure_packed``): per layer, a
 forward panel per block of 4 outputs, W[q, o:o + 4] for q = 0..fan_in - 1 (zero past
 fan_out), the biases padded to a multiple of 4, and a backward panel per block of 4
 inputs, W[q:q + 4, o] for o = 0..fan_out - 1 (zero past fan_in). Every dense block then
@@ -186,9 +187,11 @@ def _weight_offset(sizes, l):
 
 
 def packed_size(sizes):
-    """Length of the packed-weights buffer for a net of these sizes."""
-    return sum(-(-o // 4) * 4 * (i + 1) + -(-i // 4) * 4 * o
-               for i, o in zip(sizes[:-1], sizes[1:]))
+    """Length of the packed-weights buffer for a net of these sizes: the panels, then a
+    copy of the parameters they were packed from and a flag (1: backward panels too)."""
+    panels = sum(-(-o // 4) * 4 * (i + 1) + -(-i // 4) * 4 * o
+                 for i, o in zip(sizes[:-1], sizes[1:]))
+    return panels + sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:])) + 1
 
 
 def tile_rows(sizes):
@@ -224,6 +227,38 @@ def _pack(params, sizes, packed, backward):
                     dst = g + q * n_out + i
                     for o in range(n_out):
                         packed[dst + 4 * o] = params[src + o]
+    P = params.shape[0]
+    c = packed.shape[0] - P - 1  # the copy of params the panels come from, and the flag
+    for p in range(P):
+        packed[c + p] = params[p]
+    packed[c + P] = 1.0 if backward else 0.0
+
+
+@kernel(internal=True)
+def _ensure_packed(params, sizes, packed, backward):
+    """_pack, unless packed already holds these very parameters (bit for bit), with
+    backward panels if ``backward``: repeated calls with unchanged weights (inference,
+    a net evaluated inside a loop) skip the packing, half of a one-sample forward pass."""
+    P = params.shape[0]
+    c = packed.shape[0] - P - 1
+    if backward and packed[c + P] != 1.0:
+        _pack(params, sizes, packed, backward)
+        return
+    if params.itemsize == 4:
+        differ = _count_different(params.view(np.uint32), packed[c:c + P].view(np.uint32))
+    else:
+        differ = _count_different(params.view(np.uint64), packed[c:c + P].view(np.uint64))
+    if differ > 0:
+        _pack(params, sizes, packed, backward)
+
+
+@kernel(internal=True)
+def _count_different(a, b):
+    """How many a[i] != b[i] (a counting loop: it vectorizes)."""
+    differ = 0
+    for i in range(a.shape[0]):
+        differ += 0 if a[i] == b[i] else 1
+    return differ
 
 
 @kernel
@@ -582,7 +617,7 @@ def forward_into(params, sizes, code, X, out, packed, tile):
     k = sizes[L]
     T = tile.shape[1]
     S = 3 * lanes(tile)
-    _pack(params, sizes, packed, False)
+    _ensure_packed(params, sizes, packed, False)
     r_out = _activation_rows(sizes, L)
     n_bad = 0
     for r0 in range(0, n, T):
@@ -614,7 +649,7 @@ def trace_into(params, sizes, code, X, Z, A, packed, tile):
     T = tile.shape[1]
     S = 3 * lanes(tile)
     V = lanes(tile)
-    _pack(params, sizes, packed, False)
+    _ensure_packed(params, sizes, packed, False)
     for r0 in range(0, n, T):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
         width = (m + S - 1) // S * S
@@ -646,7 +681,7 @@ def loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile, with
     n = rows.shape[0] if gather else X.shape[0]
     if n == 0:
         return math.nan
-    _pack(params, sizes, packed, with_gradient)
+    _ensure_packed(params, sizes, packed, with_gradient)
     return _batch(packed, sizes, code, X, Y, rows, gather, 0, n, grad, tile,
                   1.0 / (n * sizes[sizes.shape[0] - 1]), with_gradient)
 
