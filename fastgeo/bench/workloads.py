@@ -14,11 +14,11 @@ Every implementation of a workload starts from the same weights
 """
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 import numpy as np
 
 from ..article import protocol
+from ..layout import Layout
 
 #: Net A, B, C of the performance issue
 NETS = {
@@ -57,7 +57,7 @@ ARCHS = [arch(NETS[k]) for k in ("A", "B", "C")]
 
 def macs(sizes):
     """Multiply-adds of one sample's forward pass."""
-    return sum(i * o for i, o in pairwise(sizes))
+    return Layout(sizes).macs_per_sample
 
 
 # --- data ------------------------------------------------------------------------------
