@@ -1,64 +1,20 @@
-"""``fastgeo.MLP``: the public network object. It validates, converts, and dispatches to
-``fastgeo.kernels`` (backend "numba") or ``fastgeo.reference`` (backend "numpy")."""
+"""``fastgeo.MLP``: the public network object. It validates, converts, and delegates the
+maths to its backend (``fastgeo.backends``: "numba", the kernels, or "numpy", the
+reference)."""
 
-import functools
-import math
-
-import numba
 import numpy as np
 
 from . import _validate as check
-from . import activations, kernels, reference
+from . import activations, errors, reference
+from .backends import BACKENDS as _BACKENDS
+from .layout import Layout
 
-BACKENDS = ("numba", "numpy")
+#: The backends' names (``MLP(backend=...)``).
+BACKENDS = tuple(_BACKENDS)
 
-#: Multiply-adds per call (rows x MACs per row) from which the parallel paths are used:
-#: ~200 us of serial float32 work (the tiles run at ~20 GMAC/s); handing blocks to the
-#: thread pool and joining them cost 50-100 us per call on a 2-core machine.
-PARALLEL_MIN_MACS = 4_000_000
-#: Rows per parallel block: at least one whole tile (blocks are made of whole tiles).
-PARALLEL_MIN_ROWS = max(kernels.TILE.values())
-
-#: The numpy backend checks its results for non-finite values itself and raises
-#: FloatingPointError, so NumPy's overflow warnings are silenced around it.
-def _quiet():
-    return np.errstate(over="ignore", invalid="ignore")
-
-
-@functools.lru_cache(maxsize=256)
-def _macs(sizes):
-    """Multiply-adds of one sample's forward pass (cached: read on every dispatch)."""
-    return sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
-
-
-def _n_chunks(n_rows, macs_per_row):
-    """How many parallel blocks a call over n_rows should use (1 = serial)."""
-    if n_rows * macs_per_row < PARALLEL_MIN_MACS:
-        return 1  # before asking numba: get_num_threads() costs microseconds
-    threads = numba.get_num_threads()
-    if threads < 2:
-        return 1
-    return int(max(1, min(threads, n_rows // PARALLEL_MIN_ROWS)))
-
-
-X_NOT_FINITE = "X contains NaN or inf"
-PARAMS_NOT_FINITE = "the net's parameters contain NaN or inf"
-
-
-def _overflow(name, dtype):
-    return FloatingPointError(f"{name} overflowed to a non-finite value (inputs or weights "
-                              f"too large for {np.dtype(dtype).name})")
-
-
-def forward_error(status, dtype):
-    """The exception for a ``kernels.forward`` status (None for FORWARD_OK)."""
-    if status == kernels.FORWARD_BAD_X:
-        return ValueError(X_NOT_FINITE)
-    if status == kernels.FORWARD_BAD_PARAMS:
-        return ValueError(PARAMS_NOT_FINITE)
-    if status == kernels.FORWARD_OVERFLOW:
-        return _overflow("forward", dtype)
-    return None
+#: Attributes rebuilt from the others rather than pickled: views into params, and the
+#: backend object with its bound methods.
+_DERIVED = ("weights", "biases", "_layout", "_backend", "_forward", "_batch", "_check_params")
 
 
 class MLP:
@@ -101,20 +57,24 @@ class MLP:
         self._act = act
         self.dtype = dt
         self.backend = backend
-        self._sizes = np.array(sizes, dtype=np.int64)
-        self._macs = _macs(sizes)
-        n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-        self.params = np.empty(n_params, dtype=dt)
-        self.weights, self.biases = [], []
-        p = 0
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            self.weights.append(self.params[p:p + fan_in * fan_out].reshape(fan_in, fan_out))
-            p += fan_in * fan_out
-            self.biases.append(self.params[p:p + fan_out])
-            p += fan_out
+        self._sizes = np.array(sizes, dtype=np.int64)  # as the kernels take them
+        self.params = np.empty(Layout(sizes).n_params, dtype=dt)
+        self._bind()
         for W, W0, b, b0 in zip(self.weights, weights, self.biases, biases):
             W[...] = W0
             b[...] = b0
+
+    def _bind(self):
+        """The layout, the weights/biases views of params, the backend object and its
+        methods the hot paths call (bound once: no lookups per call)."""
+        self._layout = Layout(self.sizes)
+        self._macs = self._layout.macs_per_sample
+        self.weights, self.biases = self._layout.views(self.params)
+        self._backend = _BACKENDS[self.backend](self._layout, self._act, self.params,
+                                                self.weights, self.biases)
+        self._forward = self._backend.forward
+        self._batch = self._backend.batch
+        self._check_params = self._backend.check_params
 
     # --- introspection -------------------------------------------------------------
 
@@ -137,14 +97,13 @@ class MLP:
 
     def __getstate__(self):
         # weights/biases are views into params: pickle (and deepcopy) params once and
-        # rebuild the views, or the copies would no longer share memory with params.
-        state = self.__dict__.copy()
-        del state["weights"], state["biases"]
-        return state
+        # rebuild the views, or the copies would no longer share memory with params; the
+        # backend is rebuilt from its name (the state is what it has always been).
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.weights, self.biases = self._unflatten(self.params)
+        self._bind()
 
     def copy(self, backend=None):
         """An independent net with the same parameters (optionally another backend)."""
@@ -168,27 +127,11 @@ class MLP:
         return check.features(X, self.sizes[0], self.dtype)
 
     def _XY(self, X, y):
-        k = self.sizes[-1]
-        if (self.backend == "numba" and check.ready(X, self.sizes[0], self.dtype)
-                and type(y) is np.ndarray and y.dtype == self.dtype and y.flags.c_contiguous
-                and y.shape[0] == X.shape[0]
-                and (y.shape[1:] == (k,) or (y.ndim == 1 and k == 1))):
-            # nothing to convert: one compiled pass checks both (small training steps
-            # spent more time in NumPy's checks than in the kernel)
-            status = kernels.check_batch(X.reshape(-1), y.reshape(-1))
-            if status == kernels.BATCH_BAD_X:
-                raise ValueError(X_NOT_FINITE)
-            if status == kernels.BATCH_BAD_Y:
-                raise ValueError("y must contain only 0 and 1 labels")
-            return X, y.reshape(X.shape[0], k)
+        ready = self._batch(X, y)  # the backend's fast path, if it has one
+        if ready is not None:
+            return ready
         X = self._X(X)
         return X, check.labels(y, X.shape[0], self.sizes[-1], self.dtype)
-
-    def _check_params(self):
-        finite = (kernels.all_finite(self.params) if self.backend == "numba"
-                  else np.isfinite(self.params).all())
-        if not finite:
-            raise ValueError(PARAMS_NOT_FINITE)
 
     def _lr(self, lr):
         """lr checked: finite, > 0, and representable in the net's dtype (the kernels
@@ -198,37 +141,11 @@ class MLP:
             raise ValueError(f"lr must fit the net's {self.dtype.name}, got {lr}")
         return lr
 
-    @staticmethod
-    def _finite(name, value):
-        if not np.all(np.isfinite(value)):
-            raise _overflow(name, np.asarray(value).dtype)
-        return value
-
     # --- maths ----------------------------------------------------------------------
 
     def forward(self, X):
         """Output probabilities, shape (n, sizes[-1])."""
-        if self.backend == "numpy":
-            X = self._X(X)
-            self._check_params()
-            with _quiet():
-                out = reference.predict_proba(self.weights, self.biases, X, self.activation)
-            return self._finite("forward", out)
-        # latency matters here (a 256-row call computes in a few microseconds): the NaN/inf
-        # checks of X, the parameters and the output run in the kernel's own pass, X's
-        # and the parameters' before anything is computed
-        X = check.features(X, self.sizes[0], self.dtype, finite=False)
-        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        n = X.shape[0]
-        if n * self._macs < PARALLEL_MIN_MACS:
-            status = kernels.forward(self.params, self._sizes, self._act.code, X, out)
-        else:
-            status = kernels.forward_parallel(self.params, self._sizes, self._act.code, X,
-                                              out, _n_chunks(n, self._macs))
-        error = forward_error(status, self.dtype)
-        if error is not None:
-            raise error
-        return out
+        return self._forward(X)
 
     predict_proba = forward
 
@@ -237,18 +154,8 @@ class MLP:
         acts[0] = X, acts[-1] = output probabilities."""
         X = self._X(X)
         self._check_params()
-        if self.backend == "numpy":
-            with _quiet():
-                zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
-        else:
-            U = sum(self.sizes[1:])
-            Z = np.empty((X.shape[0], U), dtype=self.dtype)
-            A = np.empty_like(Z)
-            kernels.forward_trace(self.params, self._sizes, self._act.code, X, Z, A)
-            bounds = np.cumsum((0,) + self.sizes[1:])
-            zs = [Z[:, s:e] for s, e in zip(bounds[:-1], bounds[1:])]
-            acts = [X] + [A[:, s:e] for s, e in zip(bounds[:-1], bounds[1:])]
-        self._finite("forward_trace", zs[-1])
+        zs, acts = self._backend.forward_trace(X)
+        errors.finite("forward_trace", zs[-1])
         return zs, acts
 
     def loss(self, X, y):
@@ -257,35 +164,7 @@ class MLP:
         if X.shape[0] == 0:
             raise ValueError("X must have at least one sample to compute the loss")
         self._check_params()
-        if self.backend == "numpy":
-            with _quiet():
-                value = reference.loss(self.weights, self.biases, X, Y, self.activation)
-        else:
-            value = kernels.loss(self.params, self._sizes, self._act.code, X, Y)
-        return float(self._finite("loss", value))
-
-    def _loss_and_gradient(self, X, Y):
-        """(loss, flat gradient) for validated X, Y, on the numba backend."""
-        grad = np.empty_like(self.params)
-        rows = np.arange(X.shape[0])
-        chunks = _n_chunks(X.shape[0], 3 * self.macs_per_sample)
-        if chunks > 1:
-            partials = np.empty((chunks, self.params.size), dtype=self.dtype)
-            value = kernels.loss_and_gradient_parallel(
-                self.params, self._sizes, self._act.code, X, Y, rows, grad, partials)
-        else:
-            value = kernels.loss_and_gradient(
-                self.params, self._sizes, self._act.code, X, Y, rows, grad)
-        return value, grad
-
-    def _unflatten(self, flat):
-        dWs, dbs, p = [], [], 0
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            dWs.append(flat[p:p + fan_in * fan_out].reshape(fan_in, fan_out))
-            p += fan_in * fan_out
-            dbs.append(flat[p:p + fan_out])
-            p += fan_out
-        return dWs, dbs
+        return float(errors.finite("loss", self._backend.loss(X, Y)))
 
     def gradients(self, X, y):
         """(dWs, dbs): gradients of the mean BCE, shaped as weights and biases."""
@@ -293,14 +172,9 @@ class MLP:
         if X.shape[0] == 0:
             raise ValueError("X must have at least one sample to take gradients")
         self._check_params()
-        if self.backend == "numpy":
-            with _quiet():
-                dWs, dbs = reference.gradients(self.weights, self.biases, X, Y, self.activation)
-        else:
-            _, grad = self._loss_and_gradient(X, Y)
-            dWs, dbs = self._unflatten(grad)
+        dWs, dbs = self._backend.gradients(X, Y)
         for g in dWs + dbs:
-            self._finite("gradients", g)
+            errors.finite("gradients", g)
         return dWs, dbs
 
     def train_step(self, X, y, lr):
@@ -310,25 +184,7 @@ class MLP:
         if X.shape[0] == 0:
             raise ValueError("X must have at least one sample to train on")
         self._check_params()
-        if self.backend == "numba":
-            value, grad = self._loss_and_gradient(X, Y)
-            if not math.isfinite(value):
-                self._finite("train_step loss", value)
-            if not kernels.sgd_step_if_finite(self.params, grad, self.dtype.type(lr)):
-                raise FloatingPointError(
-                    f"train_step update overflowed to a non-finite value (inputs, weights or "
-                    f"lr too large for {self.dtype.name}); the parameters are unchanged")
-            return float(value)
-        with _quiet():
-            zs, acts = reference.forward(self.weights, self.biases, X, self.activation)
-            value = reference.bce_from_logits(zs[-1], Y)
-            dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.activation)
-        self._finite("train_step loss", value)
-        with _quiet():
-            for p, g in zip(self.weights + self.biases, dWs + dbs):
-                self._finite("train_step update", p - lr * g)
-        reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
-        return float(value)
+        return float(self._backend.train_step(X, Y, lr))
 
     def fit(self, X, y, epochs, lr, batch_size=None, shuffle_seed=None, permutations=None):
         """Mini-batch SGD in place; returns the (epochs,) array of epoch losses, each the mean
@@ -343,10 +199,6 @@ class MLP:
         epochs = check.integer("epochs", epochs, minimum=0)
         lr = self._lr(lr)
         X, Y = self._XY(X, y)
-        # read-only X or y would compile (and cache) another specialisation of the train
-        # kernel, which is slow to compile (~1 min on a loaded 2-core box): copy instead
-        X = np.require(X, requirements="W")
-        Y = np.require(Y, requirements="W")
         n = X.shape[0]
         if n == 0:
             raise ValueError("X must have at least one sample to fit")
@@ -356,21 +208,7 @@ class MLP:
         if permutations is not None:
             permutations = check.permutations(permutations, epochs, n)
         self._check_params()
-        if self.backend == "numpy":
-            with _quiet():
-                return reference.fit(self.weights, self.biases, X, Y, epochs, lr,
-                                     self.activation, batch_size, shuffle_seed, permutations)
-        history = np.empty(epochs)
-        perms = (np.require(permutations, requirements="W") if permutations is not None
-                 else np.empty((0, n), np.int64))
-        state = 0 if shuffle_seed is None else reference.shuffle_state(shuffle_seed)
-        failed = kernels.train(self.params, self._sizes, self._act.code, X, Y, epochs,
-                               self.dtype.type(lr), batch_size, state, perms, history)
-        if failed >= 0:
-            raise FloatingPointError(
-                f"fit: the loss or the parameters became non-finite in epoch {failed}; "
-                f"the parameters are left as they were at the start of epoch {failed}")
-        return history
+        return self._backend.fit(X, Y, epochs, lr, batch_size, shuffle_seed, permutations)
 
     def predict(self, X):
         """0/1 labels at threshold 0.5: shape (n,) for one output, else (n, outputs)."""

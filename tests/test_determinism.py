@@ -178,7 +178,7 @@ def test_mlp_results_across_thread_counts(dtype, threads):
     for t in (1, 2):
         threads(t)
         net, X, Y = problem(dtype, n=4096)
-        assert fastgeo.mlp._n_chunks(len(X), 3 * net.macs_per_sample) == t
+        assert fastgeo.backends.n_chunks(len(X), 3 * net.macs_per_sample) == t
         p = net.forward(X)
         dWs, dbs = net.gradients(X, Y)
         g = np.concatenate([a.ravel() for a in dWs + dbs])

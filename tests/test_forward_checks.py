@@ -9,7 +9,7 @@ import pytest
 
 import fastgeo
 from fastgeo import kernels
-from fastgeo.mlp import forward_error
+from fastgeo.errors import forward_error
 
 pytestmark = pytest.mark.kernels
 

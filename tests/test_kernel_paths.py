@@ -32,8 +32,8 @@ def tile(dtype):
 @pytest.fixture
 def tiny_tiles_parallel(monkeypatch):
     """The MLP picks the threaded paths for any call of 2+ tiles."""
-    monkeypatch.setattr(fastgeo.mlp, "PARALLEL_MIN_MACS", 1)
-    monkeypatch.setattr(fastgeo.mlp.numba, "get_num_threads", lambda: 3)
+    monkeypatch.setattr(fastgeo.backends, "PARALLEL_MIN_MACS", 1)
+    monkeypatch.setattr(fastgeo.backends.numba, "get_num_threads", lambda: 3)
 
 
 @pytest.mark.kernels
@@ -79,7 +79,7 @@ def test_threaded_blocks_match_reference(activation, dtype, tiny_tiles_parallel)
     fast, ref = pair((3, 9, 4, 2), activation, dtype, seed=1)
     n = 3 * 2 * tile(dtype) + 37
     X, y = data(n, 3, 2, seed=4, dtype=dtype)
-    assert fastgeo.mlp._n_chunks(n, 3 * fast.macs_per_sample) == 3
+    assert fastgeo.backends.n_chunks(n, 3 * fast.macs_per_sample) == 3
     assert_close(fast.forward(X), ref.forward(X), dtype)
     assert_params_close(fast.gradients(X, y)[0], ref.gradients(X, y)[0], dtype)
     assert_close(fast.train_step(X, y, 0.3), ref.train_step(X, y, 0.3), dtype)

@@ -148,8 +148,8 @@ def test_public_paths_use_parallel_kernels_for_big_batches():
     """Above the threshold, MLP.forward/gradients go through the parallel kernels."""
     fast, ref = pair((2, 64, 64, 1), "relu", np.float64)
     X, y = data(5000, 2)
-    assert fastgeo.mlp._n_chunks(5000, fast.macs_per_sample) > 1 or \
-        fastgeo.mlp.numba.get_num_threads() == 1
+    assert fastgeo.backends.n_chunks(5000, fast.macs_per_sample) > 1 or \
+        fastgeo.backends.numba.get_num_threads() == 1
     assert_close(fast.forward(X), ref.forward(X), np.float64)
     assert_params_close(fast.gradients(X, y)[0], ref.gradients(X, y)[0], np.float64)
 

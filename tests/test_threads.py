@@ -102,7 +102,7 @@ def test_fit_in_threads_is_safe_and_parallel(data):
     X, y = data
     sequential = []
     for net in make_nets():
-        assert fastgeo.mlp._n_chunks(FIT["batch_size"], 3 * net.macs_per_sample) == 1
+        assert fastgeo.backends.n_chunks(FIT["batch_size"], 3 * net.macs_per_sample) == 1
         history = net.fit(X, y, **FIT)  # also warms up (compiles) every kernel used
         sequential.append((history, net.params.copy()))
 
@@ -121,7 +121,7 @@ def test_forward_in_threads_is_safe_and_parallel():
     shared = nets[0]  # one net read by two threads at once, plus the others
     calls = [lambda net=net: [net.forward(X) for _ in range(800)] for net in nets + [shared]]
     expected = [net.forward(X) for net in nets + [shared]]
-    assert fastgeo.mlp._n_chunks(len(X), shared.macs_per_sample) == 1
+    assert fastgeo.backends.n_chunks(len(X), shared.macs_per_sample) == 1
     results, intervals, ticks = run_concurrently(calls)
     for outs, ref in zip(results, expected):
         for out in outs:
