@@ -16,8 +16,9 @@ import tempfile
 import textwrap
 
 #: The first call of each phase. "forward": the serial forward kernel (float64).
-#: "fit": ``MLP.fit`` -> the fused ``train`` kernel, which compiles every kernel it calls
-#: (the per-sample gradient, its parallel twin, the SGD step).
+#: "fit": ``MLP.fit`` -> ``kernels.train``, one compiled call of ``fit_into``, which
+#: compiles every stage it calls (the packing, the tile loads, the forward and backward
+#: tiles, the output error, the SGD step).
 FIRST_CALL = {
     "forward": "net.forward(X)",
     "fit": "net.fit(X, y, 1, 0.1, batch_size=16)",

@@ -1,10 +1,13 @@
 """The numba backend's parallel paths: the same workloads on 1 and 2 threads.
 
 Every other benchmark runs numba on one thread (benchmarks/__init__.py says why), where
-``fastgeo.MLP`` always takes its serial kernels. These take the parallel ones: the
-row-split forward pass, the per-thread gradient partials of a training step, and a fused
-fit that enters a parallel region once per epoch. Expect more noise here than anywhere
-else on a machine that is running anything besides the benchmark."""
+``fastgeo.MLP`` always takes its serial kernels. At 2 threads the large calls take the
+parallel ones (``fastgeo.backends``, from 4M multiply-adds per call): the forward pass
+split into blocks of whole tiles, and a training step's gradient summed per block into
+partials, the blocks run on a pool of Python threads (the kernels release the GIL). The
+fit stays one serial compiled call (``fit_into``) at any thread count, so its two rows
+should agree: a measure of the noise. Expect more noise here than
+anywhere else on a machine that is running anything besides the benchmark."""
 
 import fastgeo
 

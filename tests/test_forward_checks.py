@@ -1,7 +1,7 @@
 """``MLP.forward`` on the numba backend checks X, the parameters and its output for NaN/inf
 inside the kernel's own pass (X and the parameters before anything is computed). Every
-path that does so (tiles, the thread-pool blocks, the BLAS path of wide layers) must
-raise the same errors as the Python checks of the other methods."""
+path that does so (a serial pass over the tiles, the thread-pool blocks) must raise the
+same errors as the Python checks of the other methods."""
 
 import numba
 import numpy as np
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.kernels
 
 NETS = {
     "tiles": (2, 8, 8, 1),
-    "wide": (3, 130, 130, 2),  # 130 * 130 weights and >= 128 rows: the BLAS path
+    "wide": (3, 130, 130, 2),  # 130-unit layers: many 4-unit blocks, the last one padded
 }
 
 
