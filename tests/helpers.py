@@ -26,6 +26,17 @@ def assert_params_close(a, b, dtype, rtol=None, what=""):
         assert_close(x, y, dtype, rtol, f"{what} layer {l}")
 
 
+def assert_gradients_close(a, b, dtype, rtol=None, what=""):
+    """Layer by layer, with the absolute tolerance scaled by the largest gradient of any
+    layer: a layer whose gradient vanishes (saturated tanh, ~1e-15) is judged on the
+    scale of the whole gradient, not on its own rounding noise."""
+    rtol = RTOL[np.dtype(dtype).type] if rtol is None else rtol
+    scale = max(float(np.max(np.abs(np.asarray(y, np.float64)))) for y in b)
+    for l, (x, y) in enumerate(zip(a, b)):
+        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
+                                   rtol=rtol, atol=rtol * scale, err_msg=f"{what} layer {l}")
+
+
 def data(n, n_features, n_outputs=1, seed=0, dtype=np.float64):
     rng = np.random.RandomState(seed)
     X = rng.randn(n, n_features).astype(dtype)
