@@ -1,10 +1,11 @@
 """The one registry of hidden-layer activations.
 
 Each activation is written twice, side by side: a NumPy version on arrays, used by
-``fastgeo.reference``, and a compiled version used by the Numba kernels
-(``activate_row`` / ``multiply_derivative_row``, selected by an integer code so one
-compiled kernel serves every activation). Adding an activation is a change to this
-file only: a NumPy pair, a branch in each compiled function, an entry in ``ACTIVATIONS``.
+``fastgeo.reference``, and a compiled version on SIMD vectors used by the Numba kernels
+(``activate`` / ``derivative_times``, selected by an integer code so one compiled kernel
+serves every activation). Adding an activation is a change to this file: a NumPy pair,
+a branch in each compiled function, an entry in ``ACTIVATIONS``. The scalar helpers
+(``exp_neg``, ``log1p_unit``, ``is_finite``) serve the kernels' scalar loops.
 
 Conventions: ReLU'(0) = 0 and leaky ReLU'(0) = LEAKY_SLOPE (the derivative at 0 is
 the left one). Sigmoid is evaluated as exp(-|z|) based, so it never overflows.
@@ -94,14 +95,10 @@ def get(name):
         ) from None
 
 
-# --- Compiled versions, used by the kernels ---------------------------------------
-# The kernels keep a batch tile feature-major: row r of Z/A holds unit r for each of the
-# tile's samples. The per-activation loops below run along such a row; the branch on
-# ``code`` sits outside the loop so each loop is branch-free and vectorizes.
-#
-# Precision: every constant goes through ``like(x, value)``, which types it as x's float
-# type. A bare Python literal is a float64 to numba, and ``1 - a`` on a float32 ``a``
-# would silently run the float32 kernels in float64.
+# --- Compiled scalar helpers, used by the kernels' scalar loops ----------------------
+# Precision: every constant is typed as the argument's float type (np.float32(...) in the
+# float32 bodies). A bare Python literal is a float64 to numba, and ``1 - a`` on a float32
+# ``a`` would silently run the float32 kernels in float64.
 #
 # No SVML with the PyPI llvmlite: ``math.exp`` in a loop is a scalar libm call (~3-5 ns).
 # ``exp_neg`` (exp of x <= 0) and ``log1p_unit`` (log1p on [0, 1]) are written out as
@@ -111,20 +108,6 @@ def get(name):
 #: fastmath flags of the helpers below: FMA contraction only. Reassociation would undo
 #: the Cody-Waite range reduction (x - n ln2_hi - n ln2_lo).
 _HELPER_OPTIONS = {"fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
-
-
-def like(x, value):
-    """``value`` as the float type of x (a float scalar or an array's dtype)."""
-    dt = x.dtype if hasattr(x, "dtype") else np.float64
-    return dt.type(value) if hasattr(dt, "type") else np.float64(value)
-
-
-@overload(like, jit_options=_HELPER_OPTIONS)
-def _like(x, value):
-    dt = x.dtype if isinstance(x, types.Array) else x
-    if dt == types.float32:
-        return lambda x, value: np.float32(value)
-    return lambda x, value: np.float64(value)
 
 
 #: bitcast pairs: same bits, the other type
@@ -320,62 +303,6 @@ def _tanh_fast(z):
             return -t if z < np.float32(0.0) else t
         return impl
     return None
-
-
-@kernel
-def scalar_sigmoid(z):
-    """sigmoid(z) in z's precision, as exp(-|z|) based (never overflows)."""
-    one = like(z, 1.0)
-    e = exp_neg(-abs(z))
-    s = one / (one + e)
-    return s if z >= like(z, 0.0) else e * s
-
-
-@kernel(internal=True)
-def activate_row(code, Z, A, r, m):
-    """A[r, :m] = f(Z[r, :m]) (NaN in, NaN out)."""
-    zero = Z.dtype.type(0.0)
-    one = Z.dtype.type(1.0)
-    if code == 0:
-        for t in range(m):
-            z = Z[r, t]
-            e = exp_neg(-abs(z))
-            s = one / (one + e)
-            A[r, t] = s if z >= zero else e * s
-    elif code == 1:
-        for t in range(m):
-            z = Z[r, t]
-            A[r, t] = zero if z <= zero else z  # noqa: FURB136
-    elif code == 2:
-        for t in range(m):
-            A[r, t] = tanh_fast(Z[r, t])
-    else:
-        slope = Z.dtype.type(LEAKY_SLOPE)
-        for t in range(m):
-            z = Z[r, t]
-            A[r, t] = z if z > zero else z * slope
-
-
-@kernel(internal=True)
-def multiply_derivative_row(code, Z, A, D, r, m):
-    """D[r, :m] *= f'(Z[r, :m]), given A = f(Z)."""
-    zero = Z.dtype.type(0.0)
-    one = Z.dtype.type(1.0)
-    if code == 0:
-        for t in range(m):
-            a = A[r, t]
-            D[r, t] *= a * (one - a)
-    elif code == 1:
-        for t in range(m):
-            D[r, t] = D[r, t] if Z[r, t] > zero else zero
-    elif code == 2:
-        for t in range(m):
-            a = A[r, t]
-            D[r, t] *= one - a * a
-    else:
-        slope = Z.dtype.type(LEAKY_SLOPE)
-        for t in range(m):
-            D[r, t] = D[r, t] if Z[r, t] > zero else D[r, t] * slope
 
 
 # --- Vector versions (``simd`` Vectors), used by the kernels' fused epilogues ----------

@@ -734,13 +734,16 @@ def fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms, hi
 
 
 #: ``run``'s jobs
-JOB_FORWARD, JOB_TRACE, JOB_LOSS, JOB_GRADIENT, JOB_FIT = range(5)
+JOB_TRACE, JOB_LOSS, JOB_GRADIENT, JOB_FIT = range(4)
 
 
 @kernel
 def run(job, params, sizes, code, X, Y, rows, out, Z, grad, packed, tile, lr, epochs,
         batch_size, state, perms, history, work):
-    """dispatcher"""
+    """The compiled entry point Python uses for everything but ``forward_into``: ``job``
+    picks trace_into, loss_gradient_into or fit_into (numba-inlined here, so their
+    stages are compiled into one module once, not once per entry point); arguments a job
+    does not use are placeholders (never read). Returns the job's value as a float."""
     if job == JOB_TRACE:
         trace_into(params, sizes, code, X, Z, out, packed, tile)
         return 0.0

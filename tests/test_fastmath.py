@@ -115,8 +115,8 @@ def activation_rtol(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("code, name", [(a.code, a.name) for a in activations.ACTIVATIONS.values()])
 def test_compiled_activations_match_numpy(code, name, dtype):
-    """activate_row (through a one-layer identity net's hidden layer) == the NumPy version,
-    over the whole float range, NaN in NaN out."""
+    """activations.activate (through a one-layer identity net's hidden layer) == the NumPy
+    version over the whole float range, NaN in NaN out."""
     big = 1e300 if dtype == np.float64 else 1e30
     z = np.concatenate([grid(-big, big, dtype, 20_001), grid(-50, 50, dtype, 20_001),
                         np.array([0.0, -0.0, np.inf, -np.inf], dtype)])

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fastgeo.bench import chart, command, peers, pinning
+from fastgeo.bench import chart, command, pinning
 from fastgeo.bench import workloads as wl
 
 
