@@ -1,19 +1,23 @@
-"""The one registry of hidden-layer activations.
+"""The one registry of hidden-layer activations: everything keyed by an activation's name.
 
 Each activation is written twice, side by side: a NumPy version on arrays, used by
 ``fastgeo.reference``, and a compiled version on SIMD vectors used by the Numba kernels
 (``activate`` / ``derivative_times``, selected by an integer code so one compiled kernel
-serves every activation). Adding an activation is a change to this file: a NumPy pair,
-a branch in each compiled function, an entry in ``ACTIVATIONS``. The scalar helpers
-(``exp_neg``, ``log1p_unit``, ``is_finite``) serve the kernels' scalar loops.
+serves every activation). Its ``Activation`` entry carries the rest: default init, the
+article protocol's gain, its kind for the geometry diagnostics, its ONNX form, its name
+in each peer library, its plot colour. Adding an activation is a change to this file
+only: a NumPy pair, a branch in each compiled function, an entry in ``ACTIVATIONS``
+(tests/test_registry.py runs every consumer on every entry).
 
 Conventions: ReLU'(0) = 0 and leaky ReLU'(0) = LEAKY_SLOPE (the derivative at 0 is
-the left one). Sigmoid is evaluated as exp(-|z|) based, so it never overflows.
+the left one). Sigmoid is evaluated as exp(-|z|) based, so it never overflows. GELU is
+the tanh form, 0.5 z (1 + tanh(u / 2)) = z sigmoid(u) with u = 2 sqrt(2 / pi) (z +
+0.044715 z^3), computed as the latter (no cancellation in 1 + tanh for z << 0).
 """
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from llvmlite import ir
@@ -25,6 +29,17 @@ from ._jit import kernel
 from .simd import where
 
 LEAKY_SLOPE = 0.01
+#: Width of a bounded activation's flat tails for the geometry diagnostics: sigmoid a <
+#: 0.05 or a > 0.95 (|z| > 2.94, where sigmoid' < 0.048, a fifth of its peak); tanh |a| >
+#: 0.95.
+SATURATION = 0.05
+#: GELU (tanh form): z sigmoid(z (GELU_A + GELU_B z^2)), GELU_A = 2 sqrt(2 / pi),
+#: GELU_B = 0.044715 GELU_A
+GELU_A = 2.0 * math.sqrt(2.0 / math.pi)
+GELU_B = 0.044715 * GELU_A
+#: |z| beyond which GELU's derivative term z sigmoid'(u) u' is computed at the clamp: the
+#: term has underflowed there (|u| > 600) and z u' may overflow (0 * inf).
+GELU_CLAMP = 20.0
 
 
 # --- NumPy versions (arrays), used by the reference -------------------------------
@@ -63,24 +78,67 @@ def leaky_relu_derivative(z, a):
     return np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype)
 
 
+# --- ONNX forms: (helper, src, dst, tag) -> (nodes, {constant name: value}) ---------------
+
+
+def _onnx_op(op):
+    def nodes(helper, src, dst, tag):
+        return [helper.make_node(op, [src], [dst])], {}
+
+    return nodes
+
+
+def _onnx_leaky_relu(helper, src, dst, tag):
+    # PRelu with a slope tensor of the net's dtype: exact in float64
+    return [helper.make_node("PRelu", [src, "leaky_slope"], [dst])], {"leaky_slope": LEAKY_SLOPE}
+
+
 @dataclass(frozen=True)
 class Activation:
+    """One hidden activation and everything keyed by its name."""
+
     name: str
-    code: int  # the branch of the scalar dispatchers below
+    code: int  # its branch in ``activate`` / ``derivative_times``
     value: Callable  # a = f(z), NumPy
     derivative: Callable  # f'(z) from z and a = f(z), NumPy
     default_init: str  # init used when MLP(init=None)
+    gain: float  # article protocol: weights randn * sqrt(gain / fan_in)
+    kind: str  # "bounded" (saturated fraction), "rectified" or "gated" (dead fraction)
+    onnx: Callable  # its ONNX nodes (see _onnx_op), opset 17
+    torch: tuple  # (function, keyword arguments) in torch
+    jax: tuple  # (function, keyword arguments) in jax
+    sklearn: str | None  # scikit-learn's MLP name for it; None: scikit-learn has none
+    color: str  # matplotlib colour in every plot
+    derivative_needs_z: bool = False  # True: the kernels keep z for backward (else f' from a)
+    saturated: Callable | None = field(default=None)  # bounded: mask of a in the flat tails
+
+    def __reduce__(self):  # pickled by name: the entry holds functions
+        return get, (self.name,)
 
 
 ACTIVATIONS = {
     act.name: act
     for act in (
-        Activation("sigmoid", 0, sigmoid, sigmoid_derivative, "xavier"),
-        Activation("relu", 1, relu, relu_derivative, "he"),
-        Activation("tanh", 2, tanh, tanh_derivative, "xavier"),
-        Activation("leaky_relu", 3, leaky_relu, leaky_relu_derivative, "he"),
+        Activation("sigmoid", 0, sigmoid, sigmoid_derivative, "xavier", 1.0, "bounded",
+                   _onnx_op("Sigmoid"), ("torch.sigmoid", {}), ("jax.nn.sigmoid", {}),
+                   "logistic", "tab:blue",
+                   saturated=lambda a: (a < SATURATION) | (a > 1 - SATURATION)),
+        Activation("relu", 1, relu, relu_derivative, "he", 2.0, "rectified",
+                   _onnx_op("Relu"), ("torch.relu", {}), ("jax.nn.relu", {}), "relu",
+                   "tab:red"),
+        Activation("tanh", 2, tanh, tanh_derivative, "xavier", 1.0, "bounded",
+                   _onnx_op("Tanh"), ("torch.tanh", {}), ("jax.numpy.tanh", {}), "tanh",
+                   "tab:green", saturated=lambda a: np.abs(a) > 1 - SATURATION),
+        Activation("leaky_relu", 3, leaky_relu, leaky_relu_derivative, "he", 2.0, "rectified",
+                   _onnx_leaky_relu,
+                   ("torch.nn.functional.leaky_relu", {"negative_slope": LEAKY_SLOPE}),
+                   ("jax.nn.leaky_relu", {"negative_slope": LEAKY_SLOPE}), None,
+                   "tab:orange"),
     )
 }
+
+#: The kinds ``Activation.kind`` takes
+KINDS = ("bounded", "rectified", "gated")
 
 
 def get(name):
@@ -310,6 +368,9 @@ def _tanh_fast(z):
 #: Activation codes the kernels use beyond the registry's: the raw logits (no activation)
 IDENTITY = -1
 
+#: bit ``code`` set: the activation's compiled derivative reads z (the kernels keep it)
+_NEEDS_Z = sum(1 << a.code for a in ACTIVATIONS.values() if a.derivative_needs_z)
+
 
 @kernel(internal=True)
 def activate(code, z):
@@ -329,10 +390,11 @@ def activate(code, z):
 
 
 @kernel(internal=True)
-def derivative_times(code, a, d):
-    """d * f'(z) lane-wise, from a = f(z): sigmoid a (1 - a), tanh 1 - a^2, relu [a > 0],
-    leaky relu [a > 0] or LEAKY_SLOPE (a > 0 exactly when z > 0 for both, so neither
-    needs z). An unknown code gives NaN."""
+def derivative_times(code, a, z, d):
+    """d * f'(z) lane-wise, from a = f(z) or, for activations with ``derivative_needs_z``,
+    from z (others may get any vector as z): sigmoid a (1 - a), tanh 1 - a^2, relu
+    [a > 0], leaky relu [a > 0] or LEAKY_SLOPE (a > 0 exactly when z > 0 for both). An
+    unknown code gives NaN."""
     if code == 0:
         return d * (a * (1.0 - a))
     if code == 1:
@@ -342,3 +404,9 @@ def derivative_times(code, a, d):
     if code == 3:
         return where(a > 0.0, d, d * LEAKY_SLOPE)
     return d * math.nan
+
+
+@kernel(internal=True)
+def needs_z(code):
+    """Whether ``derivative_times`` reads z for the activation ``code``."""
+    return code >= 0 and (_NEEDS_Z >> code) & 1 == 1

@@ -37,7 +37,9 @@ from .mlp import MLP
 #: logits, so ``decision_function`` / ``predict_proba`` stream in bounded memory.
 _TRACE_CHUNK_ELEMENTS = 1 << 20
 
-_ALIASES = {"logistic": "sigmoid"}
+#: scikit-learn's names for activations that fastgeo names otherwise ("logistic")
+_ALIASES = {act.sklearn: act.name for act in activations.ACTIVATIONS.values()
+            if act.sklearn not in (None, act.name)}
 
 #: scikit-learn's finiteness check first sums the array, which warns ("invalid value
 #: encountered in reduce") when it holds both +inf and -inf before raising its
@@ -58,8 +60,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     ----------
     hidden_layer_sizes : int or tuple of int, default=(100,)
         Widths of the hidden layers; ``()`` gives logistic regression.
-    activation : {"relu", "sigmoid", "tanh", "leaky_relu"}, default="relu"
-        Hidden activation (``"logistic"`` is accepted for ``"sigmoid"``).
+    activation : str, default="relu"
+        Hidden activation: any name in ``fastgeo.activations.ACTIVATIONS`` ("sigmoid",
+        "relu", "tanh", "leaky_relu", ...; ``"logistic"`` is accepted for ``"sigmoid"``).
     init : {"he", "xavier", "glorot"} or None, default=None
         Weight initialisation (``fastgeo.MLP``); None picks the activation's default.
     learning_rate_init : float, default=0.1

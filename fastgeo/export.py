@@ -7,15 +7,16 @@
     p = sess.run(None, {"X": X.astype(np.float32)})[0]   # == net.forward(X)
 
 The graph is plain ONNX (opset 17): per layer ``MatMul`` then ``Add``, the hidden
-activation (``Sigmoid``, ``Relu``, ``Tanh``, ``PRelu`` with slope 0.01 for leaky ReLU), and ``Sigmoid`` on
-the output. Input ``X`` of shape (batch, sizes[0]), output ``probabilities`` of shape
+activation as its registry entry writes it (``fastgeo.activations``: ``Sigmoid``,
+``Relu``, ``Tanh``, ``PRelu`` with slope 0.01 for leaky ReLU, standard operators composed
+for the others), and ``Sigmoid`` on the output. Input ``X`` of shape (batch, sizes[0]), output ``probabilities`` of shape
 (batch, sizes[-1]), batch dynamic, the net's dtype (float32 or float64). Weights are
 copied in as initializers, so later training of the net does not change the export.
 """
 
 import numpy as np
 
-from .activations import LEAKY_SLOPE
+from . import activations
 
 #: ONNX opset and IR version: old enough for any onnxruntime >= 1.13
 OPSET = 17
@@ -23,18 +24,6 @@ IR_VERSION = 8
 
 INPUT_NAME = "X"
 OUTPUT_NAME = "probabilities"
-
-
-def _activation_node(helper, name, src, dst):
-    if name == "sigmoid":
-        return helper.make_node("Sigmoid", [src], [dst])
-    if name == "relu":
-        return helper.make_node("Relu", [src], [dst])
-    if name == "tanh":
-        return helper.make_node("Tanh", [src], [dst])
-    if name == "leaky_relu":  # PRelu with a slope tensor of the net's dtype: exact in float64
-        return helper.make_node("PRelu", [src, "leaky_slope"], [dst])
-    raise ValueError(f"no ONNX operator for activation {name!r}")
 
 
 def to_onnx(net, path=None, name="fastgeo_mlp"):
@@ -53,10 +42,8 @@ def to_onnx(net, path=None, name="fastgeo_mlp"):
     elem = {np.dtype(np.float32): TensorProto.FLOAT,
             np.dtype(np.float64): TensorProto.DOUBLE}[np.dtype(net.dtype)]
     n_layers = len(net.weights)
-    nodes, inits = [], []
-    if net.activation == "leaky_relu":
-        slope = np.array([LEAKY_SLOPE], dtype=net.dtype)
-        inits.append(numpy_helper.from_array(slope, "leaky_slope"))
+    nodes, inits, constants = [], [], {}
+    activation = activations.get(net.activation).onnx
     src = INPUT_NAME
     for l, (W, b) in enumerate(zip(net.weights, net.biases), start=1):
         inits.append(numpy_helper.from_array(np.ascontiguousarray(W), f"W{l}"))
@@ -64,10 +51,14 @@ def to_onnx(net, path=None, name="fastgeo_mlp"):
         nodes.append(helper.make_node("MatMul", [src, f"W{l}"], [f"xW{l}"]))
         nodes.append(helper.make_node("Add", [f"xW{l}", f"b{l}"], [f"z{l}"]))
         if l < n_layers:
-            nodes.append(_activation_node(helper, net.activation, f"z{l}", f"a{l}"))
+            layer_nodes, layer_constants = activation(helper, f"z{l}", f"a{l}", f"l{l}")
+            nodes.extend(layer_nodes)
+            constants.update(layer_constants)
             src = f"a{l}"
         else:
             nodes.append(helper.make_node("Sigmoid", [f"z{l}"], [OUTPUT_NAME]))
+    for cname, value in constants.items():  # in the net's dtype: exact in float64
+        inits.append(numpy_helper.from_array(np.array([value], dtype=net.dtype), cname))
     graph = helper.make_graph(
         nodes,
         name,

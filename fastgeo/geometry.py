@@ -5,13 +5,15 @@ a_l = post-activation, over the rows of X):
 
 * ``z_std``, ``a_std``: std over ALL entries (samples x units), as the article's
   "hidden std"; ``z_range``, ``a_range``: [min, max] over all entries.
-* ``saturated_fraction``: for bounded activations, the fraction of entries in the flat
-  tails: sigmoid a < 0.05 or a > 0.95 (|z| > 2.94, where sigmoid' < 0.048, a fifth of
-  its peak); tanh |a| > 0.95. None for ReLU and leaky ReLU.
-* ``dead_fraction``: for ReLU and leaky ReLU, the fraction of UNITS with z <= 0 on every
-  row of X (dead on this data: a ReLU unit passes no signal and gets no gradient there;
-  a leaky one still passes 1%). ``inactive_fraction``: fraction of entries with z <= 0.
-  None for sigmoid and tanh.
+* ``saturated_fraction``: for bounded activations (``kind`` "bounded" in the registry,
+  ``fastgeo.activations``), the fraction of entries in the flat tails: sigmoid a < 0.05
+  or a > 0.95 (|z| > 2.94, where sigmoid' < 0.048, a fifth of its peak); tanh |a| >
+  0.95. None for the others.
+* ``dead_fraction``: for rectified (ReLU, leaky ReLU) and gated (GELU, SiLU: z times a
+  sigmoid gate) activations, the fraction of UNITS with z <= 0 on every row of X (dead on
+  this data: a ReLU unit passes no signal and gets no gradient there; a leaky one still
+  passes 1%; a gated one passes at most |min f| and a small gradient).
+  ``inactive_fraction``: fraction of entries with z <= 0. None for bounded activations.
 * ``probe_accuracy``: linear-probe accuracy: a logistic regression (features
   standardized first, so the probe does not care about the layer's scale; L2, C = 1,
   the newton-cholesky solver: the same optimum as sklearn's default lbfgs, ten times
@@ -27,9 +29,8 @@ a_l = post-activation, over the rows of X):
 
 import numpy as np
 
-SATURATION = 0.05  # sigmoid a < 0.05 or a > 0.95; tanh |a| > 0.95
-BOUNDED = ("sigmoid", "tanh")
-RECTIFIED = ("relu", "leaky_relu")
+from . import activations
+from .activations import SATURATION  # noqa: F401 (re-exported: the tails' width)
 
 
 def effective_rank(H, center=True):
@@ -54,18 +55,16 @@ def effective_rank(H, center=True):
 def saturated_fraction(a, activation):
     """Fraction of entries of a in the flat tails of a bounded activation (see the module
     docstring); None for activations without tails."""
-    a = np.asarray(a)
-    if activation == "sigmoid":
-        return float(np.mean((a < SATURATION) | (a > 1 - SATURATION)))
-    if activation == "tanh":
-        return float(np.mean(np.abs(a) > 1 - SATURATION))
-    return None
+    act = activations.get(activation)
+    if act.kind != "bounded":
+        return None
+    return float(np.mean(act.saturated(np.asarray(a))))
 
 
 def dead_fraction(z, activation):
     """Fraction of units (columns) with z <= 0 on every row; None for activations that
     cannot die."""
-    if activation not in RECTIFIED:
+    if activations.get(activation).kind == "bounded":
         return None
     z = np.asarray(z)
     return float(np.mean(np.all(z <= 0, axis=0)))
@@ -102,7 +101,8 @@ def layer_stats(z, a, activation):
         "a_range": [float(a.min()) + 0.0, float(a.max()) + 0.0],
         "saturated_fraction": saturated_fraction(a, activation),
         "dead_fraction": dead_fraction(z, activation),
-        "inactive_fraction": float(np.mean(z <= 0)) if activation in RECTIFIED else None,
+        "inactive_fraction": (None if activations.get(activation).kind == "bounded"
+                              else float(np.mean(z <= 0))),
         "effective_rank": effective_rank(a),
     }
 

@@ -37,7 +37,9 @@ Tiles (``tile``, TILE[dtype] sample columns, feature-major): rows hold units, co
 samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit. Layer
 l's activations take pad4(n_l + 1) rows: n_l units, a row of ones (the bias input of the
 gradient) and zero rows; then each layer's error (pad4(n_l) rows, zero past n_l), then
-the labels. A tile of m samples computes m rounded up to a strip of 3 vectors.
+the labels, then each hidden layer's z (pad4(n_l) rows; written in training, and only
+for activations whose derivative needs z). A tile of m samples computes m rounded up to
+a strip of 3 vectors.
 
 Dense blocks: 4 units x 3 vectors (12 accumulators in registers across the whole
 fan-in), weights broadcast from the panel, the input strip loaded once per step; the
@@ -52,7 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._jit import kernel
-from .activations import IDENTITY, activate, derivative_times, exp_neg, is_finite, log1p_unit
+from .activations import (IDENTITY, activate, derivative_times, exp_neg, is_finite,
+                          log1p_unit, needs_z)
 from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1,
                    odds, store)
 
@@ -168,6 +171,16 @@ def _error_rows(sizes, l):
 
 
 @kernel(internal=True)
+def _z_rows(sizes, l):
+    """First tile row of hidden layer l's z (1 <= l < L), after the labels."""
+    L = sizes.shape[0] - 1
+    r = _error_rows(sizes, L) + _pad4(sizes[L]) + sizes[L]
+    for i in range(1, l):
+        r += _pad4(sizes[i])
+    return r
+
+
+@kernel(internal=True)
 def _packed_layer(sizes, l):
     """(start of layer l's forward panels, of its padded biases, of its backward panels)."""
     f = 0
@@ -198,7 +211,7 @@ def tile_rows(sizes):
     """Rows of the tile buffer for a net of these sizes."""
     sizes = [int(s) for s in sizes]
     return (sum(-(-(s + 1) // 4) * 4 for s in sizes) + sum(-(-s // 4) * 4 for s in sizes[1:])
-            + sizes[-1])
+            + sizes[-1] + sum(-(-s // 4) * 4 for s in sizes[1:-1]))
 
 
 @kernel(internal=True)
@@ -390,9 +403,10 @@ def _store_block(OUT, r, t, rows, c00, c01, c02, c10, c11, c12, c20, c21, c22, c
 
 
 @kernel(internal=True)
-def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width):
-    """OUT[r_out + o] = f(b_o + sum_q W[q, o] IN[r_in + q]) for o < n_out, columns < width
-    (f: the activation ``code``; IDENTITY keeps the logits)."""
+def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, r_z, width):
+    """OUT[r_out + o] = f(z_o), z_o = b_o + sum_q W[q, o] IN[r_in + q], for o < n_out,
+    columns < width (f: the activation ``code``; IDENTITY keeps the logits); z_o also
+    into OUT[r_z + o] when r_z >= 0."""
     V = lanes(IN)
     S = 3 * V
     for o in range(0, n_out, 4):
@@ -408,8 +422,7 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width)
                     store(OUT, r + j, t + V, c1)
                     store(OUT, r + j, t + 2 * V, c2)
                     if code != IDENTITY:
-                        for u in range(t, t + S, V):
-                            store(OUT, r + j, u, activate(code, load(OUT, r + j, u)))
+                        _activate_rows(code, OUT, r + j, r_z + o + j if r_z >= 0 else -1, t)
             continue
         b0 = broadcast_at(packed, b + o)
         b1 = broadcast_at(packed, b + o + 1)
@@ -422,15 +435,26 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, width)
                          c31, c32)
             if code != IDENTITY:  # while the block is in L1: one activation site, not 12
                 for j in range(rows):
-                    for u in range(t, t + S, V):
-                        store(OUT, r + j, u, activate(code, load(OUT, r + j, u)))
+                    _activate_rows(code, OUT, r + j, r_z + o + j if r_z >= 0 else -1, t)
+
+
+@kernel(internal=True, inline="always")
+def _activate_rows(code, OUT, r, r_z, t):
+    """OUT[r, t:t + 3V] = f(OUT[r, t:t + 3V]), the z kept in OUT[r_z] first if r_z >= 0."""
+    V = lanes(OUT)
+    for u in range(t, t + 3 * V, V):
+        z = load(OUT, r, u)
+        if r_z >= 0:
+            store(OUT, r_z, u, z)
+        store(OUT, r, u, activate(code, z))
 
 
 @kernel(internal=True)
-def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_prev, width):
+def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_z, r_prev, width):
     """The error of the layer below: tile[r_prev + q] = f'(z_q) * sum_o W[q, o]
-    tile[r_err + o], f'(z_q) from the activations at tile[r_act + q]; all pad4(n_in)
-    rows (the padding rows come out 0: their weights are 0)."""
+    tile[r_err + o], f'(z_q) from the activations at tile[r_act + q] (and z at
+    tile[r_z + q] when r_z >= 0); all pad4(n_in) rows (the padding rows come out 0:
+    their weights are 0)."""
     V = lanes(tile)
     S = 3 * V
     zero = broadcast(tile.dtype.type(0.0))
@@ -443,8 +467,10 @@ def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_prev, wi
                          c30, c31, c32)
             for j in range(4):  # while the block is in L1
                 for u in range(t, t + S, V):
+                    a = load(tile, r_act + q + j, u)
+                    z = load(tile, r_z + q + j, u) if r_z >= 0 else a
                     store(tile, r_prev + q + j, u, derivative_times(
-                        code, load(tile, r_act + q + j, u), load(tile, r_prev + q + j, u)))
+                        code, a, z, load(tile, r_prev + q + j, u)))
 
 
 @kernel(internal=True)
@@ -541,16 +567,19 @@ def _output_error(tile, r_z, r_err, r_y, k, m, width, scale):
 
 
 @kernel(internal=True)
-def _forward_tile(packed, sizes, code, out_code, tile, width):
+def _forward_tile(packed, sizes, code, out_code, tile, width, training):
     """Every layer of the tile's samples, into the tile's activation rows; the output
-    layer gets ``out_code`` (SIGMOID: probabilities, IDENTITY: logits)."""
+    layer gets ``out_code`` (SIGMOID: probabilities, IDENTITY: logits). ``training``:
+    the hidden layers' z too, into the tile's z rows, if the derivative needs them."""
     L = sizes.shape[0] - 1
+    keep_z = training and needs_z(code)
     r_in = 0
     for l in range(1, L + 1):
         r_out = r_in + _pad4(sizes[l - 1] + 1)
         f, b, _ = _packed_layer(sizes, l)
         _dense_forward(packed, f, b, sizes[l - 1], sizes[l], code if l < L else out_code,
-                       tile, r_in, tile, r_out, width)
+                       tile, r_in, tile, r_out, _z_rows(sizes, l) if keep_z and l < L else -1,
+                       width)
         r_in = r_out
 
 
@@ -558,6 +587,7 @@ def _forward_tile(packed, sizes, code, out_code, tile, width):
 def _backward_tile(packed, sizes, code, tile, width, grad):
     """From the output error in the tile: every layer's error and grad += dW, db."""
     L = sizes.shape[0] - 1
+    keep_z = needs_z(code)
     for l in range(L, 0, -1):
         r_act = _activation_rows(sizes, l - 1)
         r_err = _error_rows(sizes, l)
@@ -566,6 +596,7 @@ def _backward_tile(packed, sizes, code, tile, width, grad):
         if l > 1:
             _, _, g = _packed_layer(sizes, l)
             _dense_backward(packed, g, sizes[l - 1], sizes[l], code, tile, r_err, r_act,
+                            _z_rows(sizes, l - 1) if keep_z else -1,
                             _error_rows(sizes, l - 1), width)
 
 
@@ -591,7 +622,7 @@ def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, sc
         width = (m + S - 1) // S * S
         _load_rows(X, order, gather, r0, m, tile, 0, width)
         _load_rows(Y, order, gather, r0, m, tile, r_y, width)
-        _forward_tile(packed, sizes, code, IDENTITY, tile, width)
+        _forward_tile(packed, sizes, code, IDENTITY, tile, width, with_gradient)
         total += _output_error(tile, r_z, r_err, r_y, k, m, width, scale)
         if with_gradient:
             _backward_tile(packed, sizes, code, tile, width, grad)
@@ -624,7 +655,7 @@ def forward_into(params, sizes, code, X, out, packed, tile):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
         width = (m + S - 1) // S * S
         _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
-        _forward_tile(packed, sizes, code, SIGMOID, tile, width)
+        _forward_tile(packed, sizes, code, SIGMOID, tile, width, False)
         if k == 1:
             flat = out.reshape(n)
             for t in range(m):
@@ -660,7 +691,7 @@ def trace_into(params, sizes, code, X, Z, A, packed, tile):
             r_out = r_in + _pad4(sizes[l - 1] + 1)
             f, b, _ = _packed_layer(sizes, l)
             _dense_forward(packed, f, b, sizes[l - 1], sizes[l], IDENTITY, tile, r_in, tile,
-                           r_out, width)
+                           r_out, -1, width)
             act = code if l < L else SIGMOID
             for j in range(sizes[l]):
                 for t in range(m):

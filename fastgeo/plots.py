@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .article.protocol import ARTICLE, TRACE_KEYS
 
-COLORS = {"sigmoid": "tab:blue", "relu": "tab:red", "tanh": "tab:green",
-          "leaky_relu": "tab:orange"}
+COLORS = {act.name: act.color for act in ACTIVATIONS.values()}
 CLASS_COLORS = ("tab:purple", "tab:olive")
 MISSING = ("fastgeo's figures need matplotlib, which is not installed: "
            "pip install 'fastgeo[plot]' (or pip install matplotlib)")
@@ -220,7 +220,7 @@ def sweep_figures(summary, outdir):
     panels = (("test_accuracy", "test accuracy"),
               ("last_effective_rank", "effective rank, last hidden layer"),
               ("last_probe_accuracy", "linear-probe accuracy, last hidden layer"),
-              ("saturated_or_dead", "saturated (sigmoid, tanh) / dead (ReLUs) fraction"))
+              ("saturated_or_dead", "saturated (bounded) / dead (rectified, gated) fraction"))
     fig, axes = new_figure(ncols=2, nrows=2, size=(5.5, 4))
     for ax, (metric, title) in zip(axes.ravel(), panels):
         for act, per_depth in summary.items():

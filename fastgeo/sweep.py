@@ -77,7 +77,8 @@ def _layer_summary(geometry, activation):
     the hidden layers, last a std)."""
     layers = geometry["layers"]
     last = layers[-1]
-    key = "dead_fraction" if activation in ("relu", "leaky_relu") else "saturated_fraction"
+    key = ("saturated_fraction" if registry.get(activation).kind == "bounded"
+           else "dead_fraction")
     frac = float(np.mean([layer[key] for layer in layers]))
     return last["effective_rank"], last["probe_accuracy"], frac, last["a_std"]
 
@@ -189,9 +190,9 @@ def format_tables(summary, activations, depths):
         "final_loss": "final training loss",
         "last_effective_rank": "effective rank of the last hidden layer",
         "last_probe_accuracy": "linear-probe accuracy of the last hidden layer (test set)",
-        "saturated_or_dead": "saturated fraction (sigmoid, tanh: entries a in the 5% tails) "
-                             "/ dead fraction (relu, leaky_relu: units never active), "
-                             "mean over hidden layers",
+        "saturated_or_dead": "saturated fraction (bounded: entries a in the 5% tails) "
+                             "/ dead fraction (rectified, gated: units with z <= 0 on "
+                             "every sample), mean over hidden layers",
         "last_a_std": "std of the last hidden layer's activations",
     }
     lines = []

@@ -13,6 +13,8 @@ import numba
 import numpy as np
 import pytest
 
+import fastgeo.activations
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -26,7 +28,7 @@ os.environ.clear()
 os.environ.update(_environ)
 
 MODULES = ("benchmarks.inference", "benchmarks.training", "benchmarks.threads",
-           "benchmarks.compile")
+           "benchmarks.compile", "benchmarks.every_activation")
 PREFIXES = ("time_", "track_", "peakmem_", "timeraw_", "mem_")
 
 #: Per class: the parameter combinations to run, and attributes to shrink the workload.
@@ -44,6 +46,7 @@ SUBSET = {
     "Article": ([("sigmoid", "numba"), ("relu", "numpy")], {"epochs": 20}),
     "FitMemory": ([("numba",), ("numpy",)], {"n": 512}),
     "Threads": ([("relu", "train_step", 1), ("sigmoid", "fit", 2)], {}),
+    "EveryActivation": ([(name,) for name in fastgeo.activations.ACTIVATIONS], {"batch": 64}),
     # timeraw_: the methods only return code; test_timeraw_code compiles and runs it.
     "ColdCompile": ([("forward",), ("fit",)], {}),
     "CachedLoad": ([("forward",), ("fit",)], {}),

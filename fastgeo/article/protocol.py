@@ -42,6 +42,8 @@ import math
 
 import numpy as np
 
+from .. import activations as registry
+
 #: The protocol, as the notebook has it. ``net_seed`` and ``data_seed`` are what
 #: ``--seeds`` and ``--data-seeds`` vary.
 PROTOCOL = {
@@ -62,8 +64,9 @@ PROTOCOL = {
 
 #: The article's two nets, in the order the notebook draws their weights.
 ACTIVATIONS = ("sigmoid", "relu")
-#: Weights are randn * sqrt(gain / fan_in): the article's recipe, per hidden activation.
-GAINS = {"sigmoid": 1.0, "relu": 2.0, "tanh": 1.0, "leaky_relu": 2.0}
+#: Weights are randn * sqrt(gain / fan_in): the article's recipe, per hidden activation
+#: (the gains live in the activation registry).
+GAINS = {act.name: act.gain for act in registry.ACTIVATIONS.values()}
 #: The stages of a signal trace through a 2-8-8-1 net.
 TRACE_KEYS = ("z1", "a1", "z2", "a2", "z3")
 
@@ -87,8 +90,8 @@ def n_train():
 def gain(activation):
     """The article recipe's gain for ``activation`` (ValueError naming the known ones)."""
     try:
-        return GAINS[activation]
-    except KeyError:
+        return registry.get(activation).gain
+    except ValueError:
         raise ValueError(f"the article protocol has no weight gain for activation "
                          f"{activation!r}; known: {sorted(GAINS)}") from None
 

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+from .. import activations as registry
 from . import workloads as wl
 
 #: column order of the tables
@@ -52,7 +53,8 @@ def add_parser(sub):
     p.add_argument("--workloads", metavar="LIST",
                    help=f"comma-separated workloads (default all): {','.join(wl.WORKLOADS)}")
     p.add_argument("--activations", metavar="LIST", default="sigmoid,relu",
-                   help="comma-separated hidden activations (default sigmoid,relu)")
+                   help="comma-separated hidden activations, any in the registry "
+                        "(default sigmoid,relu; a peer without one skips it)")
     p.add_argument("--no-compile-row", action="store_true",
                    help="skip timing fastgeo's cold compile (fresh numba cache) and cached load")
     p.add_argument("--timeout", type=float, default=1800,
@@ -85,8 +87,9 @@ def plan(args):
     workloads = wl.select(_split(args.workloads))
     activations = _split(args.activations) or list(wl.ACTIVATIONS)
     for a in activations:
-        if a not in wl.ACTIVATIONS:
-            raise SystemExit(f"fastgeo bench: activation must be one of {wl.ACTIVATIONS}")
+        if a not in registry.ACTIVATIONS:
+            raise SystemExit(f"fastgeo bench: activation must be one of "
+                             f"{list(registry.ACTIVATIONS)}, got {a!r}")
     skipped, families = {}, []
     for name in ORDER:
         impl = IMPLEMENTATIONS[name]
@@ -105,6 +108,8 @@ def plan(args):
             if impl.skip_reason(w):
                 continue
             for a in (["both"] if w.phase == "article" else activations):
+                if a != "both" and impl.skip_reason(w, a):
+                    continue
                 tasks.append({"workload": w.key, "activation": a})
         if tasks and name in ("numpy", "torch"):
             tasks.insert(0, {"workload": "peak", "activation": None})
@@ -250,7 +255,7 @@ def summarize(results, peak):
         if r["workload"] in wl.WORKLOADS and k not in keys:
             keys.append(k)
     keys.sort(key=lambda k: (list(wl.WORKLOADS).index(k[0]),
-                             (list(wl.ACTIVATIONS) + ["both"]).index(k[1])))
+                             (list(registry.ACTIVATIONS) + ["both"]).index(k[1])))
     for wkey, act in keys:
         w = wl.WORKLOADS[wkey]
         here = {r["impl"]: r for r in results

@@ -13,14 +13,37 @@ already converted to their own arrays (torch tensors, jax arrays): the timed reg
 the library's compute and call overhead, not the NumPy conversion.
 """
 
+import functools
+import importlib
 import importlib.util
 import warnings
 
 import numpy as np
 
-from .. import reference
+from .. import activations, reference
 from ..article import notebook, protocol
 from . import workloads as wl
+
+
+def library_function(spec):
+    """A registry entry's (dotted function path, keyword arguments) as the function."""
+    path, kwargs = spec
+    module, _, name = path.rpartition(".")
+    fn = getattr(importlib.import_module(module), name)
+    return functools.partial(fn, **kwargs) if kwargs else fn
+
+
+def _TorchActivation(activation):
+    """The registry's torch function for ``activation`` as an ``nn.Module``."""
+    import torch
+
+    fn = library_function(activations.get(activation).torch)
+
+    class Activation(torch.nn.Module):
+        def forward(self, x):
+            return fn(x)
+
+    return Activation()
 
 
 def _as_list(Ws, bs):
@@ -52,10 +75,16 @@ class Implementation:
                 return f"{module} not installed (pip install 'fastgeo[peers]')"
         return None
 
-    def skip_reason(self, workload):
+    def skip_reason(self, workload, activation=None):
         if workload.phase not in self.phases:
             return f"{self.name} has no {workload.phase} workload"
+        if activation is not None and not self.supports(activation):
+            return f"{self.name} has no {activation} activation"
         return None
+
+    def supports(self, activation):
+        """Whether the library has the hidden ``activation`` (a registry name)."""
+        return True
 
     def setup(self, threads):
         """Import the library and pin its threads (called once per process)."""
@@ -246,7 +275,7 @@ class Torch(Implementation):
                 lin.bias.copy_(torch.from_numpy(np.asarray(b)))
             layers.append(lin)
             if l < len(weights) - 1:
-                layers.append(nn.Sigmoid() if activation == "sigmoid" else nn.ReLU())
+                layers.append(_TorchActivation(activation))
         model = nn.Sequential(*layers)
         p0 = [p.detach().clone() for p in model.parameters()]
 
@@ -349,7 +378,7 @@ class Jax(Implementation):
     def _fns(self, activation, lr):
         jax = self.jax
         jnp = jax.numpy
-        act = jax.nn.sigmoid if activation == "sigmoid" else jax.nn.relu
+        act = library_function(activations.get(activation).jax)
 
         def logits(params, X):
             a = X
@@ -448,6 +477,9 @@ class Sklearn(Implementation):
     family = "sklearn"
     requires = ("sklearn",)
 
+    def supports(self, activation):
+        return activations.get(activation).sklearn is not None
+
     def versions(self):
         import sklearn
 
@@ -460,7 +492,7 @@ class Sklearn(Implementation):
         n = X.shape[0]
         clf = MLPClassifier(
             hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]),
-            activation={"sigmoid": "logistic", "relu": "relu"}[activation],
+            activation=activations.get(activation).sklearn,
             solver="sgd", alpha=0.0, batch_size=n, learning_rate="constant",
             learning_rate_init=lr, momentum=0.0, nesterovs_momentum=False, shuffle=False,
             max_iter=max(1, epochs), tol=0.0, n_iter_no_change=max(1, epochs) + 1,
@@ -521,7 +553,7 @@ class OnnxRuntime(Implementation):
     requires = ("onnx", "onnxruntime")
     phases = ("forward",)
 
-    def skip_reason(self, workload):
+    def skip_reason(self, workload, activation=None):
         if workload.phase not in self.phases:
             return "inference only"
         return None

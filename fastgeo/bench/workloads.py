@@ -27,6 +27,7 @@ NETS = {
     "C": (32, 512, 512, 1),
 }
 
+#: The hidden activations timed by default and in asv (any registry name can be asked for)
 ACTIVATIONS = ("sigmoid", "relu")
 PHASES = ("forward", "step", "fit", "article")
 
