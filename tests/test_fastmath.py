@@ -131,9 +131,25 @@ def test_compiled_activations_match_numpy(code, name, dtype):
     got = A[:, 0].astype(np.float64)
     np.testing.assert_array_equal(Z[:, 0], z)
     finite = np.isfinite(ref)
-    np.testing.assert_allclose(got[finite], ref[finite], rtol=activation_rtol(dtype),
-                               atol=np.finfo(dtype).tiny)
-    assert np.array_equal(got[~finite], ref[~finite])  # +-inf stays +-inf where f does
+    rtol = activation_rtol(dtype)
+    atol = np.finfo(dtype).tiny
+    if act.kind == "gated":
+        # f(z) = z gate(u(z)) computes u in the net's dtype first: the contract is the
+        # gate's accuracy times the condition number k = |z f'(z) / f(z)| (the rounding
+        # of u propagated; k ~ 3 |u| for GELU's z << 0), and where the gate flushes to 0
+        # (u < -87.33 in float32) the value is at most |z| times the smallest normal.
+        z64 = z.astype(np.float64)[finite]
+        with np.errstate(all="ignore"):
+            cond = np.abs(z64 * act.derivative(z64, ref[finite]) / ref[finite])
+        rtol = rtol * (1 + np.where(np.isfinite(cond), cond, 0.0))
+        atol = atol * (1 + np.abs(z64))
+        err = np.abs(got[finite] - ref[finite])
+        bad = ~(err <= atol + rtol * np.abs(ref[finite]))
+        assert not bad.any(), (z[finite][bad][:5], got[finite][bad][:5], ref[finite][bad][:5])
+    else:
+        np.testing.assert_allclose(got[finite], ref[finite], rtol=rtol, atol=atol)
+    # +-inf stays +-inf where f does (NaN where f is NaN: gated f(-inf) = -inf * 0)
+    assert np.array_equal(got[~finite], ref[~finite], equal_nan=True)
     nan_in = np.array([np.nan], dtype)
     kernels.forward_trace(params, sizes, code, nan_in.reshape(1, 1), Z[:1], A[:1])
     assert np.isnan(A[0, 0])
