@@ -78,6 +78,26 @@ def leaky_relu_derivative(z, a):
     return np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype)
 
 
+def gelu(z):
+    return z * sigmoid(z * (GELU_A + GELU_B * z * z))
+
+
+def gelu_derivative(z, a):
+    # s + z s (1 - s) u'(z), s = sigmoid(u); z u' at the clamp beyond |z| = GELU_CLAMP
+    s = sigmoid(z * (GELU_A + GELU_B * z * z))
+    zc = np.clip(z, -GELU_CLAMP, GELU_CLAMP)
+    return s + s * (1 - s) * zc * (GELU_A + 3 * GELU_B * zc * zc)
+
+
+def silu(z):
+    return z * sigmoid(z)
+
+
+def silu_derivative(z, a):
+    s = sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
 # --- ONNX forms: (helper, src, dst, tag) -> (nodes, {constant name: value}) ---------------
 
 
@@ -91,6 +111,23 @@ def _onnx_op(op):
 def _onnx_leaky_relu(helper, src, dst, tag):
     # PRelu with a slope tensor of the net's dtype: exact in float64
     return [helper.make_node("PRelu", [src, "leaky_slope"], [dst])], {"leaky_slope": LEAKY_SLOPE}
+
+
+def _onnx_gelu(helper, src, dst, tag):
+    # z * Sigmoid(z * (GELU_A + GELU_B * z * z)): opset 17 has no Gelu (opset 20 does)
+    t = f"{src}_gelu"
+    return [helper.make_node("Mul", [src, src], [f"{t}_zz"]),
+            helper.make_node("Mul", [f"{t}_zz", "gelu_b"], [f"{t}_bzz"]),
+            helper.make_node("Add", [f"{t}_bzz", "gelu_a"], [f"{t}_slope"]),
+            helper.make_node("Mul", [src, f"{t}_slope"], [f"{t}_u"]),
+            helper.make_node("Sigmoid", [f"{t}_u"], [f"{t}_s"]),
+            helper.make_node("Mul", [src, f"{t}_s"], [dst])], {"gelu_a": GELU_A,
+                                                               "gelu_b": GELU_B}
+
+
+def _onnx_silu(helper, src, dst, tag):
+    return [helper.make_node("Sigmoid", [src], [f"{src}_s"]),
+            helper.make_node("Mul", [src, f"{src}_s"], [dst])], {}
 
 
 @dataclass(frozen=True)
@@ -134,6 +171,13 @@ ACTIVATIONS = {
                    ("torch.nn.functional.leaky_relu", {"negative_slope": LEAKY_SLOPE}),
                    ("jax.nn.leaky_relu", {"negative_slope": LEAKY_SLOPE}), None,
                    "tab:orange"),
+        Activation("gelu", 4, gelu, gelu_derivative, "he", 2.0, "gated", _onnx_gelu,
+                   ("torch.nn.functional.gelu", {"approximate": "tanh"}),
+                   ("jax.nn.gelu", {"approximate": True}), None, "tab:purple",
+                   derivative_needs_z=True),
+        Activation("silu", 5, silu, silu_derivative, "he", 2.0, "gated", _onnx_silu,
+                   ("torch.nn.functional.silu", {}), ("jax.nn.silu", {}), None, "tab:brown",
+                   derivative_needs_z=True),
     )
 }
 
@@ -384,6 +428,10 @@ def activate(code, z):
         return vmath.tanh(z)
     if code == 3:
         return where(z > 0.0, z, z * LEAKY_SLOPE)
+    if code == 4:
+        return z * vmath.sigmoid(z * (GELU_A + GELU_B * (z * z)))
+    if code == 5:
+        return z * vmath.sigmoid(z)
     if code == IDENTITY:
         return z
     return z * math.nan
@@ -394,7 +442,7 @@ def derivative_times(code, a, z, d):
     """d * f'(z) lane-wise, from a = f(z) or, for activations with ``derivative_needs_z``,
     from z (others may get any vector as z): sigmoid a (1 - a), tanh 1 - a^2, relu
     [a > 0], leaky relu [a > 0] or LEAKY_SLOPE (a > 0 exactly when z > 0 for both). An
-    unknown code gives NaN."""
+    unknown code gives NaN. GELU and SiLU read z."""
     if code == 0:
         return d * (a * (1.0 - a))
     if code == 1:
@@ -403,6 +451,13 @@ def derivative_times(code, a, z, d):
         return d * (1.0 - a * a)
     if code == 3:
         return where(a > 0.0, d, d * LEAKY_SLOPE)
+    if code == 4:
+        s = vmath.sigmoid(z * (GELU_A + GELU_B * (z * z)))
+        zc = where(z > GELU_CLAMP, GELU_CLAMP, where(z < -GELU_CLAMP, -GELU_CLAMP, z))
+        return d * (s + (s * (1.0 - s)) * (zc * (GELU_A + 3.0 * GELU_B * (zc * zc))))
+    if code == 5:
+        s = vmath.sigmoid(z)
+        return d * (s * (1.0 + z * (1.0 - s)))
     return d * math.nan
 
 
