@@ -7,14 +7,16 @@ Notation, for layers l = 1..L with weights W_l of shape (fan_in, fan_out):
     a_0 = X
     z_l = a_{l-1} W_l + b_l
     a_l = f(z_l)          for hidden layers (f from ``fastgeo.activations``)
-    p   = sigmoid(z_L)    the output layer
-    loss = mean over batch x outputs of BCE(p, y), computed from the logits z_L:
-           max(z, 0) - z y + log(1 + exp(-|z|))
+    p   = h(z_L)          the output layer's head (``fastgeo.heads``: sigmoid by default)
+    loss = the head's loss from the logits z_L; for sigmoid, the mean over batch x outputs
+           of BCE(p, y) = max(z, 0) - z y + log(1 + exp(-|z|))
+           + 0.5 alpha sum_l |W_l|^2 / n   (the L2 penalty, scikit-learn's scaling;
+                                            n = sum of the sample weights)
 """
 
 import numpy as np
 
-from . import activations
+from . import activations, heads
 
 INITS = ("he", "xavier", "glorot")
 
@@ -50,51 +52,68 @@ def bce_from_logits(z, y):
     return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
 
 
-def forward(weights, biases, X, activation="relu"):
+def forward(weights, biases, X, activation="relu", head="sigmoid"):
     """Returns (zs, acts): zs[l-1] = z_l for l = 1..L; acts[l] = a_l for l = 0..L (acts[0] = X,
-    acts[L] = sigmoid(z_L), the output probabilities)."""
+    acts[L] = h(z_L), the head's output: probabilities for sigmoid and softmax)."""
     f = activations.get(activation).value
+    h = heads.get(head).output
     zs, acts = [], [X]
     for l, (W, b) in enumerate(zip(weights, biases)):
         z = acts[-1] @ W + b
         zs.append(z)
-        acts.append(sigmoid(z) if l == len(weights) - 1 else f(z))
+        acts.append(h(z) if l == len(weights) - 1 else f(z))
     return zs, acts
 
 
-def predict_proba(weights, biases, X, activation="relu"):
-    return forward(weights, biases, X, activation)[1][-1]
+def predict_proba(weights, biases, X, activation="relu", head="sigmoid"):
+    return forward(weights, biases, X, activation, head)[1][-1]
 
 
-def loss(weights, biases, X, Y, activation="relu"):
-    zs, _ = forward(weights, biases, X, activation)
-    return bce_from_logits(zs[-1], Y)
+def _weight_total(n, sample_weight):
+    return n if sample_weight is None else sample_weight.sum()
 
 
-def backward(weights, zs, acts, Y, activation="relu"):
-    """Gradients of the mean BCE: returns (dWs, dbs), shaped as the weights and biases.
+def l2_penalty(weights, alpha, total):
+    """0.5 alpha sum_l |W_l|^2 / total: scikit-learn's penalty (weights, not biases)."""
+    return 0.5 * alpha * sum(np.dot(W.ravel(), W.ravel()) for W in weights) / total
 
-    delta_L = (p - Y) / Y.size;  delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l)
-    dW_l = a_{l-1}^T delta_l;    db_l = sum over the batch of delta_l
 
-    For Y = 1, p - 1 is computed as -sigmoid(-z_L): the same number, without the
-    cancellation that would cost float32 most of its digits when p is near 1.
+def loss(weights, biases, X, Y, activation="relu", head="sigmoid", alpha=0.0,
+         sample_weight=None):
+    zs, _ = forward(weights, biases, X, activation, head)
+    value = heads.get(head).loss(zs[-1], Y, sample_weight)
+    if alpha:
+        value += l2_penalty(weights, alpha, _weight_total(X.shape[0], sample_weight))
+    return value
+
+
+def backward(weights, zs, acts, Y, activation="relu", head="sigmoid", alpha=0.0,
+             sample_weight=None):
+    """Gradients of the loss: returns (dWs, dbs), shaped as the weights and biases.
+
+    delta_L = dL/dz_L (the head's: (p - Y) / Y.size for sigmoid)
+    delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l)
+    dW_l = a_{l-1}^T delta_l + alpha W_l / n;    db_l = sum over the batch of delta_l
     """
     df = activations.get(activation).derivative
     L = len(weights)
-    delta = np.where(Y == 1, -sigmoid(-zs[-1]), acts[-1]) / Y.size
+    delta = heads.get(head).delta(zs[-1], Y, sample_weight)
+    decay = alpha / _weight_total(Y.shape[0], sample_weight) if alpha else 0.0
     dWs, dbs = [None] * L, [None] * L
     for l in reversed(range(L)):
         dWs[l] = acts[l].T @ delta
+        if decay:
+            dWs[l] += decay * weights[l]
         dbs[l] = delta.sum(axis=0)
         if l > 0:
             delta = (delta @ weights[l].T) * df(zs[l - 1], acts[l])
     return dWs, dbs
 
 
-def gradients(weights, biases, X, Y, activation="relu"):
-    zs, acts = forward(weights, biases, X, activation)
-    return backward(weights, zs, acts, Y, activation)
+def gradients(weights, biases, X, Y, activation="relu", head="sigmoid", alpha=0.0,
+              sample_weight=None):
+    zs, acts = forward(weights, biases, X, activation, head)
+    return backward(weights, zs, acts, Y, activation, head, alpha, sample_weight)
 
 
 def sgd_step(weights, biases, dWs, dbs, lr):
@@ -125,6 +144,49 @@ def permutation(n, state):
     return perm, state
 
 
+def epoch_order(n, epoch, state, permutations=None):
+    """The sample order of one epoch and the shuffle state after it: permutations[epoch]
+    if given; else a fresh minstd permutation if state is not None; else 0..n-1."""
+    if permutations is not None:
+        return permutations[epoch], state
+    if state is not None:
+        return permutation(n, state)
+    return np.arange(n), state
+
+
+def train_epoch(weights, biases, X, Y, order, batch_size, step, activation="relu",
+                head="sigmoid", alpha=0.0, sample_weight=None):
+    """One pass over the samples in ``order``, in consecutive batches of batch_size (the
+    last may be shorter): each batch's loss, then ``step(params, grads)`` with params =
+    weights + biases (``fastgeo.optimizers``; plain SGD is ``W -= lr dW``).
+
+    Returns (losses, penalties, sizes): each batch's head loss measured before its update,
+    its L2 penalty (the batch's loss is the sum of the two) and its number of samples.
+    Stops after the first non-finite loss (that batch is not applied)."""
+    losses, penalties, sizes = [], [], []
+    for start in range(0, X.shape[0], batch_size):
+        rows = order[start:start + batch_size]
+        w = None if sample_weight is None else sample_weight[rows]
+        zs, acts = forward(weights, biases, X[rows], activation, head)
+        losses.append(heads.get(head).loss(zs[-1], Y[rows], w))
+        penalties.append(l2_penalty(weights, alpha, _weight_total(len(rows), w)) if alpha
+                         else 0.0)
+        sizes.append(len(rows))
+        if not np.isfinite(losses[-1] + penalties[-1]):
+            break
+        dWs, dbs = backward(weights, zs, acts, Y[rows], activation, head, alpha, w)
+        step(weights + biases, dWs + dbs)
+    return losses, penalties, sizes
+
+
+def sgd(lr):
+    """The plain SGD step for ``train_epoch``: p -= lr g."""
+    def step(params, grads):
+        for p, g in zip(params, grads):
+            p -= lr * g
+    return step
+
+
 def fit(weights, biases, X, Y, epochs, lr, activation="relu", batch_size=None,
         shuffle_seed=None, permutations=None):
     """Mini-batch SGD, in place. Returns the epoch losses, each the mean of the mini-batch
@@ -143,26 +205,14 @@ def fit(weights, biases, X, Y, epochs, lr, activation="relu", batch_size=None,
     state = None if shuffle_seed is None else shuffle_state(shuffle_seed)
     history = np.empty(epochs)
     for epoch in range(epochs):
-        saved = [W.copy() for W in weights], [b.copy() for b in biases]
-        if permutations is not None:
-            order = permutations[epoch]
-        elif state is not None:
-            order, state = permutation(n, state)
-        else:
-            order = np.arange(n)
-        batch_losses = []
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            zs, acts = forward(weights, biases, X[rows], activation)
-            batch_losses.append(bce_from_logits(zs[-1], Y[rows]))
-            if not np.isfinite(batch_losses[-1]):
-                break
-            dWs, dbs = backward(weights, zs, acts, Y[rows], activation)
-            sgd_step(weights, biases, dWs, dbs, lr)
-        history[epoch] = np.mean(batch_losses)
+        saved = [p.copy() for p in weights + biases]
+        order, state = epoch_order(n, epoch, state, permutations)
+        losses, _, _ = train_epoch(weights, biases, X, Y, order, batch_size, sgd(lr),
+                                   activation)
+        history[epoch] = np.mean(losses)
         finite = all(np.isfinite(p).all() for p in weights + biases)
         if not (np.isfinite(history[epoch]) and finite):
-            for p, p0 in zip(weights + biases, saved[0] + saved[1]):
+            for p, p0 in zip(weights + biases, saved):
                 p[...] = p0
             raise FloatingPointError(
                 f"fit: the loss or the parameters became non-finite in epoch {epoch}; "
