@@ -42,6 +42,22 @@ def positive_finite(name, value):
     return value
 
 
+def finite_float(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def nonnegative_finite(name, value):
+    value = finite_float(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
 def sizes(value):
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
         raise TypeError(f"sizes must be a sequence of ints such as (2, 8, 8, 1), got {value!r}")
@@ -117,6 +133,46 @@ def labels(y, n_samples, n_outputs, dt, name="y"):
     if not ((arr == 0) | (arr == 1)).all():  # np.isin, 6x faster on small arrays
         raise ValueError(f"{name} must contain only 0 and 1 labels")
     return np.ascontiguousarray(arr, dtype=dt)
+
+
+def targets(y, n_samples, n_outputs, dt, head, name="y"):
+    """y checked for the head: 0/1 labels (sigmoid), one-hot rows (softmax) or finite
+    values (identity), as a C-contiguous (n, n_outputs) array of dtype dt."""
+    if head == "sigmoid":
+        return labels(y, n_samples, n_outputs, dt, name)
+    arr = _numeric_array(name, y)
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} must have shape ({n_samples},) or ({n_samples}, {n_outputs}), "
+            f"got {arr.shape}" if n_outputs == 1 else
+            f"{name} must have shape ({n_samples}, {n_outputs}), got {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
+    arr = np.ascontiguousarray(arr, dtype=dt)
+    if head == "softmax":
+        if not (((arr == 0) | (arr == 1)).all() and (arr.sum(axis=1) == 1).all()):
+            raise ValueError(f"{name} must be one-hot rows (one 1 per row, else 0) for the "
+                             "softmax head")
+    elif not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def sample_weight(w, n_samples, dt):
+    """w as a C-contiguous (n,) array of dtype dt: finite, >= 0, with a positive sum."""
+    arr = _numeric_array("sample_weight", w)
+    if arr.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dt)
+    if not np.isfinite(arr).all():
+        raise ValueError("sample_weight must be finite (no NaN or inf)")
+    if (arr < 0).any():
+        raise ValueError("sample_weight must be >= 0")
+    if not arr.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return arr
 
 
 def parameters(weights, biases, dt=None):

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from . import _validate as check
-from . import errors, kernels, reference
+from . import errors, heads, kernels, reference
 
 #: Multiply-adds per call (rows x MACs per row) from which the parallel paths are used:
 #: ~200 us of serial float32 work (the tiles run at ~20 GMAC/s); handing blocks to the
@@ -42,9 +42,10 @@ class Backend:
 
     name = None
 
-    def __init__(self, layout, activation, params, weights, biases):
+    def __init__(self, layout, activation, params, weights, biases, head=heads.HEADS["sigmoid"]):
         self.layout = layout
         self.act = activation
+        self.head = head
         self.params = params
         self.weights, self.biases = weights, biases
         self.dtype = params.dtype
@@ -83,9 +84,11 @@ class Backend:
         the parameters unchanged, if the loss or the update is non-finite."""
         raise NotImplementedError
 
-    def fit(self, X, Y, epochs, lr, batch_size, shuffle_seed, permutations):
+    def fit(self, X, Y, epochs, optimizer, batch_size, shuffle_seed, permutations, alpha=0.0,
+            sample_weight=None):
         """``MLP.fit`` on checked arguments (batch_size an int <= n; permutations None or
-        checked); returns the (epochs,) epoch losses."""
+        checked; optimizer a ``fastgeo.optimizers`` object, started on this net); returns
+        (history, reported) as ``fastgeo.reference.train``."""
         raise NotImplementedError
 
 
@@ -107,26 +110,32 @@ class NumpyBackend(Backend):
         X = check.features(X, self.layout.sizes[0], self.dtype)
         self.check_params()
         with _quiet():
-            out = reference.predict_proba(self.weights, self.biases, X, self.act.name)
+            out = reference.predict_proba(self.weights, self.biases, X, self.act.name,
+                                          self.head.name)
         return errors.finite("forward", out)
 
     def forward_trace(self, X):
         with _quiet():
-            return reference.forward(self.weights, self.biases, X, self.act.name)
+            return reference.forward(self.weights, self.biases, X, self.act.name,
+                                     self.head.name)
 
     def loss(self, X, Y):
         with _quiet():
-            return reference.loss(self.weights, self.biases, X, Y, self.act.name)
+            return reference.loss(self.weights, self.biases, X, Y, self.act.name,
+                                  self.head.name)
 
     def gradients(self, X, Y):
         with _quiet():
-            return reference.gradients(self.weights, self.biases, X, Y, self.act.name)
+            return reference.gradients(self.weights, self.biases, X, Y, self.act.name,
+                                       self.head.name)
 
     def train_step(self, X, Y, lr):
         with _quiet():
-            zs, acts = reference.forward(self.weights, self.biases, X, self.act.name)
-            value = reference.bce_from_logits(zs[-1], Y)
-            dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.act.name)
+            zs, acts = reference.forward(self.weights, self.biases, X, self.act.name,
+                                         self.head.name)
+            value = self.head.loss(zs[-1], Y)
+            dWs, dbs = reference.backward(self.weights, zs, acts, Y, self.act.name,
+                                          self.head.name)
         errors.finite("train_step loss", value)
         with _quiet():
             for p, g in zip(self.weights + self.biases, dWs + dbs):
@@ -134,10 +143,12 @@ class NumpyBackend(Backend):
         reference.sgd_step(self.weights, self.biases, dWs, dbs, lr)
         return value
 
-    def fit(self, X, Y, epochs, lr, batch_size, shuffle_seed, permutations):
+    def fit(self, X, Y, epochs, optimizer, batch_size, shuffle_seed, permutations, alpha=0.0,
+            sample_weight=None):
         with _quiet():
-            return reference.fit(self.weights, self.biases, X, Y, epochs, lr, self.act.name,
-                                 batch_size, shuffle_seed, permutations)
+            return reference.train(self.weights, self.biases, X, Y, epochs, optimizer,
+                                   self.act.name, self.head.name, alpha, sample_weight,
+                                   batch_size, shuffle_seed, permutations)
 
 
 class NumbaBackend(Backend):
@@ -145,8 +156,9 @@ class NumbaBackend(Backend):
 
     name = "numba"
 
-    def __init__(self, layout, activation, params, weights, biases):
-        super().__init__(layout, activation, params, weights, biases)
+    def __init__(self, layout, activation, params, weights, biases, head=heads.HEADS["sigmoid"]):
+        super().__init__(layout, activation, params, weights, biases, head)
+        self.head_code = head.code
         self.sizes = np.array(layout.sizes, dtype=np.int64)  # as the kernels take them
         self.code = activation.code
         self.n_in, self.n_out = layout.sizes[0], layout.sizes[-1]
@@ -154,7 +166,7 @@ class NumbaBackend(Backend):
 
     def batch(self, X, y):
         k = self.n_out
-        if (check.ready(X, self.n_in, self.dtype)
+        if self.head.name == "sigmoid" and (check.ready(X, self.n_in, self.dtype)
                 and type(y) is np.ndarray and y.dtype == self.dtype and y.flags.c_contiguous
                 and y.shape[0] == X.shape[0]
                 and (y.shape[1:] == (k,) or (y.ndim == 1 and k == 1))):
@@ -177,10 +189,11 @@ class NumbaBackend(Backend):
         n = X.shape[0]
         out = np.empty((n, self.n_out), dtype=self.dtype)
         if n * self.macs < PARALLEL_MIN_MACS:
-            status = kernels.forward(self.params, self.sizes, self.code, X, out)
+            status = kernels.forward(self.params, self.sizes, self.code, X, out,
+                                     self.head_code)
         else:
             status = kernels.forward_parallel(self.params, self.sizes, self.code, X, out,
-                                              n_chunks(n, self.macs))
+                                              n_chunks(n, self.macs), self.head_code)
         if status:  # not FORWARD_OK (0)
             raise errors.forward_error(status, self.dtype)
         return out
@@ -188,11 +201,11 @@ class NumbaBackend(Backend):
     def forward_trace(self, X):
         Z = np.empty((X.shape[0], self.layout.n_units), dtype=self.dtype)
         A = np.empty_like(Z)
-        kernels.forward_trace(self.params, self.sizes, self.code, X, Z, A)
+        kernels.forward_trace(self.params, self.sizes, self.code, X, Z, A, self.head_code)
         return self.layout.split_units(Z), [X] + self.layout.split_units(A)
 
     def loss(self, X, Y):
-        return kernels.loss(self.params, self.sizes, self.code, X, Y)
+        return kernels.loss(self.params, self.sizes, self.code, X, Y, self.head_code)
 
     def _loss_and_gradient(self, X, Y):
         """(loss, flat gradient laid out as params)."""
@@ -202,10 +215,10 @@ class NumbaBackend(Backend):
         if chunks > 1:
             partials = np.empty((chunks, self.params.size), dtype=self.dtype)
             value = kernels.loss_and_gradient_parallel(
-                self.params, self.sizes, self.code, X, Y, rows, grad, partials)
+                self.params, self.sizes, self.code, X, Y, rows, grad, partials, self.head_code)
         else:
             value = kernels.loss_and_gradient(
-                self.params, self.sizes, self.code, X, Y, rows, grad)
+                self.params, self.sizes, self.code, X, Y, rows, grad, self.head_code)
         return value, grad
 
     def gradients(self, X, Y):
@@ -219,16 +232,25 @@ class NumbaBackend(Backend):
             raise errors.update_overflow(self.dtype)
         return value
 
-    def fit(self, X, Y, epochs, lr, batch_size, shuffle_seed, permutations):
-        history = np.empty(epochs)
+    def fit(self, X, Y, epochs, optimizer, batch_size, shuffle_seed, permutations, alpha=0.0,
+            sample_weight=None):
+        history, reported = np.empty(epochs), np.empty(epochs)
         perms = permutations if permutations is not None else np.empty((0, X.shape[0]),
                                                                        np.int64)
         state = 0 if shuffle_seed is None else reference.shuffle_state(shuffle_seed)
-        failed = kernels.train(self.params, self.sizes, self.code, X, Y, epochs,
-                               self.dtype.type(lr), batch_size, state, perms, history)
+        schedule = (optimizer.learning_rate, optimizer.samples_seen)
+        rates = optimizer.rates(epochs, X.shape[0])
+        steps = np.array([optimizer.t], dtype=np.int64)
+        failed = kernels.train(self.params, self.sizes, self.code, X, Y, epochs, rates,
+                               batch_size, state, perms, history, self.head_code,
+                               sample_weight, alpha, optimizer.code, optimizer.hyper(),
+                               optimizer.state.reshape(-1), steps, reported)
+        optimizer.t = int(steps[0])
         if failed >= 0:
+            optimizer.learning_rate, optimizer.samples_seen = schedule
+            optimizer.rates(failed, X.shape[0])  # the schedule as at the failed epoch's start
             raise errors.fit_diverged(failed)
-        return history
+        return history, reported
 
 
 #: The backends by name (``MLP(backend=...)``).

@@ -27,6 +27,9 @@ import numpy as np
 
 from . import activations
 
+#: The compiled kernels' codes for the heads (``Head.code``)
+SIGMOID, SOFTMAX, IDENTITY = range(3)
+
 
 def _mean(per_sample, sample_weight):
     """The mean over samples, weighted as scikit-learn's ``np.average`` when weights are
@@ -95,6 +98,7 @@ class Head:
     from the logits z (n, k). ``sklearn`` is scikit-learn's ``out_activation_``."""
 
     name: str
+    code: int
     loss_name: str
     output: Callable
     loss: Callable
@@ -114,11 +118,11 @@ class Head:
 HEADS = {
     head.name: head
     for head in (
-        Head("sigmoid", "binary cross-entropy", activations.sigmoid, _sigmoid_loss,
+        Head("sigmoid", SIGMOID, "binary cross-entropy", activations.sigmoid, _sigmoid_loss,
              _sigmoid_delta, sklearn="logistic"),
-        Head("softmax", "categorical cross-entropy", softmax, _softmax_loss,
+        Head("softmax", SOFTMAX, "categorical cross-entropy", softmax, _softmax_loss,
              _softmax_delta, sklearn="softmax", min_outputs=2),
-        Head("identity", "squared error", _identity, _squared_loss, _squared_delta,
+        Head("identity", IDENTITY, "squared error", _identity, _squared_loss, _squared_delta,
              sklearn="identity"),
     )
 }

@@ -54,6 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._jit import kernel
+from . import heads
 from .activations import (IDENTITY, activate, derivative_times, exp_neg, is_finite,
                           log1p_unit, needs_z)
 from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1,
@@ -61,7 +62,7 @@ from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
-KERNEL_API_VERSION = 2
+KERNEL_API_VERSION = 3
 
 #: Strips of 3 vectors per tile: 192 float32 / 96 float64 samples
 TILE_STRIPS = 8
@@ -75,7 +76,11 @@ MINSTD_MULTIPLIER = 48271
 FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
 #: ``check_batch``'s status codes
 BATCH_OK, BATCH_BAD_X, BATCH_BAD_Y = range(3)
-SIGMOID = 0  # the output layer's activation
+SIGMOID = 0  # the output layer's activation for the sigmoid head
+HEAD_SIGMOID, HEAD_SOFTMAX, HEAD_IDENTITY = heads.SIGMOID, heads.SOFTMAX, heads.IDENTITY
+#: ``fit_into``'s update rules: p -= lr g; (Nesterov) momentum; Adam
+#: (``fastgeo.optimizers``, whose objects carry these codes)
+SOLVER_PLAIN, SOLVER_MOMENTUM, SOLVER_ADAM = range(3)
 
 
 # --- small kernels ----------------------------------------------------------------------
@@ -126,6 +131,60 @@ def sgd_step_if_finite(params, grad, lr):
     for p in range(params.shape[0]):
         params[p] -= lr * grad[p]
     return True
+
+
+@kernel(internal=True)
+def _optimizer_step(solver, params, grad, lr, hyper, moments, t):
+    """One update of params by ``solver`` (SOLVER_*), with state in moments (velocity;
+    Adam's m then v) and t (Adam's step count, returned incremented). hyper = (momentum,
+    nesterov (0/1), beta_1, beta_2, epsilon). scikit-learn's forms: see
+    ``fastgeo.optimizers``."""
+    P = params.shape[0]
+    one = params.dtype.type(1.0)
+    if solver == SOLVER_PLAIN:
+        sgd_step(params, grad, lr)
+        return t
+    if solver == SOLVER_MOMENTUM:
+        mu = params.dtype.type(hyper[0])
+        velocity = moments[:P]
+        if hyper[1] != 0.0:
+            for p in range(P):
+                v = mu * velocity[p] - lr * grad[p]
+                velocity[p] = v
+                params[p] += mu * v - lr * grad[p]
+        else:
+            for p in range(P):
+                v = mu * velocity[p] - lr * grad[p]
+                velocity[p] = v
+                params[p] += v
+        return t
+    t += 1
+    b1 = params.dtype.type(hyper[2])
+    b2 = params.dtype.type(hyper[3])
+    eps = params.dtype.type(hyper[4])
+    step = params.dtype.type(lr * math.sqrt(1.0 - hyper[3] ** t) / (1.0 - hyper[2] ** t))
+    m = moments[:P]
+    v = moments[P:2 * P]
+    for p in range(P):
+        g = grad[p]
+        m[p] = b1 * m[p] + (one - b1) * g
+        v[p] = b2 * v[p] + (one - b2) * (g * g)
+        params[p] -= step * m[p] / (math.sqrt(v[p]) + eps)
+    return t
+
+
+@kernel(internal=True)
+def _l2_penalty(params, sizes, grad, alpha, total):
+    """grad += alpha W / total for every layer's weights (not the biases); returns 0.5
+    alpha sum W^2 / total (scikit-learn's penalty)."""
+    squares = 0.0
+    decay = params.dtype.type(alpha / total)
+    for l in range(1, sizes.shape[0]):
+        w = _weight_offset(sizes, l)
+        for p in range(w, w + sizes[l - 1] * sizes[l]):
+            squares += params[p] * params[p]
+            grad[p] += decay * params[p]
+    return 0.5 * alpha * squares / total
 
 
 @kernel
@@ -534,36 +593,93 @@ def _add_sums(grad, i, left, s0, s1, s2, s3):
         grad[i + 3] += hsum(s3)
 
 
-@kernel(internal=True)
-def _output_error(tile, r_z, r_err, r_y, k, m, width, scale):
-    """From the logits z at tile[r_z + j]: the error of the loss at z, (sigmoid(z) - y) *
-    scale, into tile[r_err + j] (0 past m samples); returns the BCE summed over the m
-    samples and k outputs.
+@kernel(internal=True, inline="always")
+def _sample_weight(SW, order, gather, r0, t):
+    """The weight of the tile's sample t (1 without sample weights)."""
+    if SW.shape[0] == 0:
+        return SW.dtype.type(1.0)
+    return SW[order[r0 + t]] if gather else SW[r0 + t]
 
-    One exp(-|z|) serves both. BCE is softplus(s), s = z for y = 0 and s = -z for y = 1
-    (no z - z y for fastmath to cancel); p - y for y = 1 is -sigmoid(-z), which does not
-    cancel either. Summed per row in the tile's precision (a float64 sum did not
-    vectorize), then in float64."""
+
+@kernel(internal=True)
+def _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order, gather, r0):
+    """From the logits z at tile[r_z + j]: the error of the head's loss at z, (p - y) w
+    scale, into tile[r_err + j] (0 past m samples); returns the loss summed over the m
+    samples (w-weighted; sigmoid: and its k outputs). w: the sample weights (1 without).
+
+    Sigmoid: one exp(-|z|) serves both. BCE is softplus(s), s = z for y = 0 and s = -z
+    for y = 1 (no z - z y for fastmath to cancel); p - y for y = 1 is -sigmoid(-z), which
+    does not cancel either. Summed per row in the tile's precision (a float64 sum did not
+    vectorize), then in float64. Softmax: log-sum-exp from the column's largest logit.
+    Identity: 0.5 (z - y)^2."""
     zero = tile.dtype.type(0.0)
-    one = tile.dtype.type(1.0)
     sc = tile.dtype.type(scale)
     total = 0.0
-    for j in range(k):
-        row_total = zero
+    if head == HEAD_SIGMOID:
+        one = tile.dtype.type(1.0)
+        for j in range(k):
+            row_total = zero
+            for t in range(m):
+                w = _sample_weight(SW, order, gather, r0, t)
+                z = tile[r_z + j, t]
+                e = exp_neg(-abs(z))
+                inv = one / (one + e)
+                ei = e * inv
+                pos = z >= zero
+                y1 = tile[r_y + j, t] == one
+                s = -z if y1 else z
+                row_total += w * ((s if s > zero else zero) + log1p_unit(e))  # noqa: FURB136
+                tile[r_err + j, t] = (-(ei if pos else inv) if y1 else (inv if pos else ei)) * (
+                    sc * w)
+            total += row_total
+    elif head == HEAD_SOFTMAX:
         for t in range(m):
-            z = tile[r_z + j, t]
-            e = exp_neg(-abs(z))
-            inv = one / (one + e)
-            ei = e * inv
-            pos = z >= zero
-            y1 = tile[r_y + j, t] == one
-            s = -z if y1 else z
-            row_total += (s if s > zero else zero) + log1p_unit(e)  # noqa: FURB136
-            tile[r_err + j, t] = (-(ei if pos else inv) if y1 else (inv if pos else ei)) * sc
+            w = _sample_weight(SW, order, gather, r0, t)
+            top = tile[r_z, t]
+            for j in range(1, k):
+                top = max(top, tile[r_z + j, t])
+            s = 0.0
+            for j in range(k):
+                e = math.exp(tile[r_z + j, t] - top)
+                tile[r_err + j, t] = e
+                s += e
+            lse = top + math.log(s)
+            loss = 0.0
+            for j in range(k):
+                y = tile[r_y + j, t]
+                loss += y * (lse - tile[r_z + j, t])
+                tile[r_err + j, t] = (tile[r_err + j, t] / s - y) * (sc * w)
+            total += w * loss
+    else:
+        half = tile.dtype.type(0.5)
+        for j in range(k):
+            row_total = zero
+            for t in range(m):
+                w = _sample_weight(SW, order, gather, r0, t)
+                d = tile[r_z + j, t] - tile[r_y + j, t]
+                row_total += w * (half * d * d)
+                tile[r_err + j, t] = d * (sc * w)
+            total += row_total
+    for j in range(k):
         for t in range(m, width):
             tile[r_err + j, t] = zero
-        total += row_total
     return total
+
+
+@kernel(internal=True)
+def _softmax_columns(tile, r, k, m):
+    """tile[r:r + k, t] = softmax of that column, for t < m."""
+    for t in range(m):
+        top = tile[r, t]
+        for j in range(1, k):
+            top = max(top, tile[r + j, t])
+        s = 0.0
+        for j in range(k):
+            e = math.exp(tile[r + j, t] - top)
+            tile[r + j, t] = e
+            s += e
+        for j in range(k):
+            tile[r + j, t] = tile[r + j, t] / s
 
 
 @kernel(internal=True)
@@ -601,11 +717,11 @@ def _backward_tile(packed, sizes, code, tile, width, grad):
 
 
 @kernel(internal=True, inline="always")
-def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, scale,
-           with_gradient):
-    """scale * the summed BCE of the samples i_s = order[s] (gather) or s, for s in
-    [start, stop); with_gradient: grad = scale * its gradient (overwritten). The weights
-    come packed (``_pack``)."""
+def _batch(packed, sizes, code, head, X, Y, SW, order, gather, start, stop, grad, tile,
+           scale, with_gradient):
+    """scale * the summed loss of the head (sample weights SW, if not empty) over the
+    samples i_s = order[s] (gather) or s, for s in [start, stop); with_gradient: grad =
+    scale * its gradient (overwritten). The weights come packed (``_pack``)."""
     L = sizes.shape[0] - 1
     k = sizes[L]
     T = tile.shape[1]
@@ -623,7 +739,8 @@ def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, sc
         _load_rows(X, order, gather, r0, m, tile, 0, width)
         _load_rows(Y, order, gather, r0, m, tile, r_y, width)
         _forward_tile(packed, sizes, code, IDENTITY, tile, width, with_gradient)
-        total += _output_error(tile, r_z, r_err, r_y, k, m, width, scale)
+        total += _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order,
+                               gather, r0)
         if with_gradient:
             _backward_tile(packed, sizes, code, tile, width, grad)
     return total * scale
@@ -633,8 +750,9 @@ def _batch(packed, sizes, code, X, Y, order, gather, start, stop, grad, tile, sc
 
 
 @kernel
-def forward_into(params, sizes, code, X, out, packed, tile):
-    """out (n, sizes[-1]) = the output probabilities of X (n, sizes[0]). Returns
+def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
+    """out (n, sizes[-1]) = the head's output for X (n, sizes[0]): probabilities for the
+    sigmoid (default) and softmax heads, the logits for identity. Returns
     FORWARD_OK, FORWARD_BAD_X / FORWARD_BAD_PARAMS (NaN or inf found before anything was
     computed, out not written) or FORWARD_OVERFLOW (an output is not finite).
     packed, tile: ``workspace(sizes, dtype)`` (or buffers of ``packed_size(sizes)`` and
@@ -655,7 +773,10 @@ def forward_into(params, sizes, code, X, out, packed, tile):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
         width = (m + S - 1) // S * S
         _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
-        _forward_tile(packed, sizes, code, SIGMOID, tile, width, False)
+        _forward_tile(packed, sizes, code, SIGMOID if head == HEAD_SIGMOID else IDENTITY, tile,
+                      width, False)
+        if head == HEAD_SOFTMAX:
+            _softmax_columns(tile, r_out, k, m)
         if k == 1:
             flat = out.reshape(n)
             for t in range(m):
@@ -672,9 +793,9 @@ def forward_into(params, sizes, code, X, out, packed, tile):
 
 
 @kernel(internal=True, inline="always")
-def trace_into(params, sizes, code, X, Z, A, packed, tile):
+def trace_into(params, sizes, code, X, Z, A, packed, tile, head=HEAD_SIGMOID):
     """Z, A (n, sum(sizes[1:])) = every layer's z and a for X; layer l's columns start at
-    sum(sizes[1:l]); the last layer's a is the probability."""
+    sum(sizes[1:l]); the last layer's a is the head's output."""
     n = X.shape[0]
     L = sizes.shape[0] - 1
     T = tile.shape[1]
@@ -692,12 +813,16 @@ def trace_into(params, sizes, code, X, Z, A, packed, tile):
             f, b, _ = _packed_layer(sizes, l)
             _dense_forward(packed, f, b, sizes[l - 1], sizes[l], IDENTITY, tile, r_in, tile,
                            r_out, -1, width)
-            act = code if l < L else SIGMOID
+            act = code if l < L else (SIGMOID if head == HEAD_SIGMOID else IDENTITY)
             for j in range(sizes[l]):
                 for t in range(m):
                     Z[r0 + t, u + j] = tile[r_out + j, t]
-                for t in range(0, width, V):
-                    store(tile, r_out + j, t, activate(act, load(tile, r_out + j, t)))
+                if act != IDENTITY:
+                    for t in range(0, width, V):
+                        store(tile, r_out + j, t, activate(act, load(tile, r_out + j, t)))
+            if l == L and head == HEAD_SOFTMAX:
+                _softmax_columns(tile, r_out, sizes[l], m)
+            for j in range(sizes[l]):
                 for t in range(m):
                     A[r0 + t, u + j] = tile[r_out + j, t]
             u += sizes[l]
@@ -705,61 +830,97 @@ def trace_into(params, sizes, code, X, Z, A, packed, tile):
 
 
 @kernel(internal=True, inline="always")
-def loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile, with_gradient):
-    """The mean BCE of the samples X[rows], Y[rows] (all of X, Y when rows is empty),
-    returned; with_gradient: its gradient into grad (like params, overwritten)."""
+def loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile, with_gradient,
+                       head=HEAD_SIGMOID):
+    """The head's loss (default: the mean BCE) of the samples X[rows], Y[rows] (all of X,
+    Y when rows is empty), returned; with_gradient: its gradient into grad (like params,
+    overwritten)."""
     gather = rows.shape[0] > 0
     n = rows.shape[0] if gather else X.shape[0]
     if n == 0:
         return math.nan
     _ensure_packed(params, sizes, packed, with_gradient)
-    return _batch(packed, sizes, code, X, Y, rows, gather, 0, n, grad, tile,
-                  1.0 / (n * sizes[sizes.shape[0] - 1]), with_gradient)
+    k = sizes[sizes.shape[0] - 1] if head == HEAD_SIGMOID else 1
+    return _batch(packed, sizes, code, head, X, Y, np.empty(0, X.dtype), rows, gather, 0, n,
+                  grad, tile, 1.0 / (n * k), with_gradient)
 
 
 @kernel(internal=True, inline="always")
-def fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms, history, work,
-             order, packed, tile):
-    """Mini-batch SGD for ``epochs`` epochs; history[e] = the mean of the batch losses
-    measured before each update in epoch e.
+def _weight_sum(SW, order, gather, start, stop):
+    """The sum of the sample weights of the batch [start, stop) (its size without)."""
+    if SW.shape[0] == 0:
+        return float(stop - start)
+    total = 0.0
+    for s in range(start, stop):
+        total += SW[order[s]] if gather else SW[s]
+    return total
+
+
+@kernel(internal=True, inline="always")
+def fit_into(params, sizes, code, head, X, Y, SW, epochs, rates, batch_size, state, perms,
+             alpha, solver, hyper, moments, steps, history, reported, work, order, packed,
+             tile):
+    """Mini-batch training for ``epochs`` epochs: the head's loss (sample weights SW if
+    not empty) plus the L2 penalty alpha (scikit-learn's scaling), updated by ``solver``
+    (SOLVER_*, hyper and moments as ``_optimizer_step``; steps[0] Adam's step count, in
+    and out) at rate rates[e] in epoch e. history[e] = the mean of the batch losses
+    measured before each update (``MLP.fit``); reported[e] = scikit-learn's
+    ``loss_curve_`` entry (batch losses weighted by batch size, the squared error over
+    the outputs' mean).
 
     Sample order per epoch: perms[e] when perms has rows, else a minstd permutation when
-    state > 0, else 0..n-1 (no gather). work: 2 P scratch values (the gradient, the
-    epoch's starting parameters); order: n int64 scratch. Returns -1, or the epoch in
-    which the loss or the parameters became non-finite (params are then restored to
-    that epoch's start)."""
+    state > 0, else 0..n-1 (no gather). work: 2 P + moments.size scratch values (the
+    gradient, the epoch's starting parameters and optimiser state); order: n int64
+    scratch. Returns -1, or the epoch in which the loss or the parameters became
+    non-finite (params, moments and steps are then restored to that epoch's start)."""
     n = X.shape[0]
     P = params.shape[0]
+    M = moments.shape[0]
     k = sizes[sizes.shape[0] - 1]
     grad = work[:P]
     saved = work[P:2 * P]
+    saved_moments = work[2 * P:2 * P + M]
     shuffled = perms.shape[0] > 0 or state > 0
+    per_output = 1.0 / k if head == HEAD_IDENTITY else 1.0
     for epoch in range(epochs):
         for p in range(P):
             saved[p] = params[p]
+        for p in range(M):
+            saved_moments[p] = moments[p]
+        saved_steps = steps[0]
         if perms.shape[0] > 0:
             for i in range(n):
                 order[i] = perms[epoch, i]
         elif state > 0:
             state = minstd_permutation(order, state)
+        lr = params.dtype.type(rates[epoch])
         total = 0.0
+        weighted = 0.0
         n_batches = 0
         finite = True
         for start in range(0, n, batch_size):
             stop = start + batch_size if start + batch_size < n else n  # noqa: FURB136
             _pack(params, sizes, packed, True)
-            batch_loss = _batch(packed, sizes, code, X, Y, order, shuffled, start, stop, grad,
-                                tile, 1.0 / ((stop - start) * k), True)
-            total += batch_loss
+            weights = _weight_sum(SW, order, shuffled, start, stop)
+            scale = 1.0 / (weights * k) if head == HEAD_SIGMOID else 1.0 / weights
+            batch_loss = _batch(packed, sizes, code, head, X, Y, SW, order, shuffled, start,
+                                stop, grad, tile, scale, True)
+            penalty = _l2_penalty(params, sizes, grad, alpha, weights) if alpha > 0.0 else 0.0
+            total += batch_loss + penalty
+            weighted += (batch_loss * per_output + penalty) * (stop - start)
             n_batches += 1
-            if not is_finite(batch_loss):
+            if not is_finite(batch_loss + penalty):
                 finite = False
                 break
-            sgd_step(params, grad, lr)
+            steps[0] = _optimizer_step(solver, params, grad, lr, hyper, moments, steps[0])
         history[epoch] = total / n_batches
+        reported[epoch] = weighted / n
         if not (finite and all_finite(params)):
             for p in range(P):
                 params[p] = saved[p]
+            for p in range(M):
+                moments[p] = saved_moments[p]
+            steps[0] = saved_steps
             return epoch
     return -1
 
@@ -769,21 +930,23 @@ JOB_TRACE, JOB_LOSS, JOB_GRADIENT, JOB_FIT = range(4)
 
 
 @kernel
-def run(job, params, sizes, code, X, Y, rows, out, Z, grad, packed, tile, lr, epochs,
-        batch_size, state, perms, history, work):
+def run(job, params, sizes, code, head, X, Y, SW, rows, out, Z, grad, packed, tile, rates,
+        epochs, batch_size, state, perms, alpha, solver, hyper, moments, steps, history,
+        reported, work):
     """The compiled entry point Python uses for everything but ``forward_into``: ``job``
     picks trace_into, loss_gradient_into or fit_into (numba-inlined here, so their
     stages are compiled into one module once, not once per entry point); arguments a job
     does not use are placeholders (never read). Returns the job's value as a float."""
     if job == JOB_TRACE:
-        trace_into(params, sizes, code, X, Z, out, packed, tile)
+        trace_into(params, sizes, code, X, Z, out, packed, tile, head)
         return 0.0
     if job == JOB_LOSS or job == JOB_GRADIENT:
         return loss_gradient_into(params, sizes, code, X, Y, rows, grad, packed, tile,
-                                  job == JOB_GRADIENT)
+                                  job == JOB_GRADIENT, head)
     if job == JOB_FIT:
-        return float(fit_into(params, sizes, code, X, Y, epochs, lr, batch_size, state, perms,
-                              history, work, rows, packed, tile))
+        return float(fit_into(params, sizes, code, head, X, Y, SW, epochs, rates, batch_size,
+                              state, perms, alpha, solver, hyper, moments, steps, history,
+                              reported, work, rows, packed, tile))
     return math.nan
 
 
@@ -839,34 +1002,36 @@ def _unused(dtype):
     if found is None:
         found = _placeholders[dtype.char] = (
             np.empty((0, 1), dtype), np.empty(0, dtype), np.empty((0, 0), np.int64),
-            np.empty(0, np.float64), dtype.type(0))
+            np.empty(0, np.float64), np.zeros(1, np.int64))
     return found
 
 
-def _run(job, params, sizes, code, X, Y=None, rows=None, out=None, Z=None, grad=None):
-    M2, G1, I2, H1, lr0 = _unused(params.dtype)
+def _run(job, params, sizes, code, X, Y=None, rows=None, out=None, Z=None, grad=None,
+         head=HEAD_SIGMOID):
+    M2, G1, I2, H1, S1 = _unused(params.dtype)
     packed, tile = workspace(sizes, params.dtype)
-    return run(job, params, sizes, code, X, M2 if Y is None else Y,
+    return run(job, params, sizes, code, head, X, M2 if Y is None else Y, G1,
                _NO_ROWS if rows is None else rows,
                M2 if out is None else out, M2 if Z is None else Z, G1 if grad is None else grad,
-               packed, tile, lr0, 0, 1, 0, I2, H1, G1)
+               packed, tile, H1, 0, 1, 0, I2, 0.0, SOLVER_PLAIN, H1, G1, S1, H1, H1, G1)
 
 
-def forward(params, sizes, code, X, out):
+def forward(params, sizes, code, X, out, head=HEAD_SIGMOID):
     if not (params.flags.writeable and X.flags.writeable):
         params, X = _writable(params), _writable(X)
-    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype))
+    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype), head)
 
 
-def forward_trace(params, sizes, code, X, Z, A):
-    _run(JOB_TRACE, _writable(params), sizes, code, _writable(X), out=A, Z=Z)
+def forward_trace(params, sizes, code, X, Z, A, head=HEAD_SIGMOID):
+    _run(JOB_TRACE, _writable(params), sizes, code, _writable(X), out=A, Z=Z, head=head)
 
 
-def loss(params, sizes, code, X, Y):
-    return _run(JOB_LOSS, _writable(params), sizes, code, _writable(X), _writable(Y))
+def loss(params, sizes, code, X, Y, head=HEAD_SIGMOID):
+    return _run(JOB_LOSS, _writable(params), sizes, code, _writable(X), _writable(Y),
+                head=head)
 
 
-def loss_and_gradient(params, sizes, code, X, Y, rows, grad):
+def loss_and_gradient(params, sizes, code, X, Y, rows, grad, head=HEAD_SIGMOID):
     """Mean BCE of the rows X[rows] (returned) and its gradient (into grad, overwritten),
     a tile at a time: nothing of size n is stored."""
     rows = np.ascontiguousarray(rows, dtype=np.int64)
@@ -876,7 +1041,7 @@ def loss_and_gradient(params, sizes, code, X, Y, rows, grad):
     if rows.shape[0] == X.shape[0] and rows[0] == 0 and (np.diff(rows) == 1).all():
         rows = _NO_ROWS  # in order: no gather
     return _run(JOB_GRADIENT, _writable(params), sizes, code, _writable(X), _writable(Y),
-                rows, grad=grad)
+                rows, grad=grad, head=head)
 
 
 # --- parallel: the serial kernels on Python threads ---------------------------------------
@@ -912,7 +1077,7 @@ def _block_rows(c, n_blocks, n, tile):
     return (c * n_tiles // n_blocks * tile, min((c + 1) * n_tiles // n_blocks * tile, n))
 
 
-def forward_parallel(params, sizes, code, X, out, n_chunks):
+def forward_parallel(params, sizes, code, X, out, n_chunks, head=HEAD_SIGMOID):
     """As ``forward`` (the same status); the tiles split into n_chunks contiguous blocks
     run in parallel."""
     X, params = _writable(X), _writable(params)
@@ -923,7 +1088,7 @@ def forward_parallel(params, sizes, code, X, out, n_chunks):
     def job(c):
         start, stop = _block_rows(c, n_chunks, n, T)
         if stop > start:
-            status[c] = forward(params, sizes, code, X[start:stop], out[start:stop])
+            status[c] = forward(params, sizes, code, X[start:stop], out[start:stop], head)
 
     _run_blocks(job, n_chunks)
     for worst in (FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW):  # as serial reports
@@ -932,7 +1097,8 @@ def forward_parallel(params, sizes, code, X, out, n_chunks):
     return FORWARD_OK
 
 
-def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):
+def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials,
+                               head=HEAD_SIGMOID):
     """As ``loss_and_gradient``; the rows split into partials.shape[0] blocks, each summed
     into its own row of partials (no two threads write the same memory), then added up
     in block order."""
@@ -952,7 +1118,7 @@ def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):
             # each block's mean, weighted by its share of the rows
             share = (stop - start) / m
             losses[c] = share * _run(JOB_GRADIENT, params, sizes, code, X, Y,
-                                     rows[start:stop], grad=partials[c])
+                                     rows[start:stop], grad=partials[c], head=head)
             partials[c] *= params.dtype.type(share)
         else:
             partials[c] = 0
@@ -965,14 +1131,24 @@ def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials):
 
 
 def train(params, sizes, code, X, Y, epochs, lr, batch_size, shuffle_state, permutations,
-          history):
-    """Mini-batch SGD for ``epochs`` epochs in one compiled call (``fit_into``); returns
-    -1, or the epoch in which the loss or the parameters became non-finite."""
+          history, head=HEAD_SIGMOID, sample_weight=None, alpha=0.0, solver=SOLVER_PLAIN,
+          hyper=None, moments=None, steps=None, reported=None):
+    """Mini-batch training for ``epochs`` epochs in one compiled call (``fit_into``); lr a
+    number or a per-epoch array of rates; returns -1, or the epoch in which the loss or
+    the parameters became non-finite."""
     X, Y = _writable(X), _writable(Y)
+    dt = params.dtype
     permutations = _writable(np.ascontiguousarray(permutations, dtype=np.int64))
-    work = np.empty(2 * params.shape[0], dtype=params.dtype)
+    rates = np.broadcast_to(np.asarray(lr, dtype=np.float64), (epochs,)).copy()
+    SW = np.empty(0, dt) if sample_weight is None else _writable(sample_weight)
+    hyper = np.zeros(5) if hyper is None else np.asarray(hyper, dtype=np.float64)
+    moments = np.empty(0, dt) if moments is None else moments
+    steps = np.zeros(1, np.int64) if steps is None else steps
+    reported = np.empty(epochs) if reported is None else reported
+    work = np.empty(2 * params.shape[0] + moments.shape[0], dtype=dt)
     order = np.empty(X.shape[0], dtype=np.int64)
-    M2 = _unused(params.dtype)[0]
-    return int(run(JOB_FIT, params, sizes, code, X, Y, order, M2, M2, params[:0],
-                   *workspace(sizes, params.dtype), params.dtype.type(lr), epochs, batch_size,
-                   shuffle_state, permutations, history, work))
+    M2 = _unused(dt)[0]
+    return int(run(JOB_FIT, params, sizes, code, head, X, Y, SW, order, M2, M2, params[:0],
+                   *workspace(sizes, dt), rates, epochs, batch_size, shuffle_state,
+                   permutations, float(alpha), solver, hyper, moments, steps, history,
+                   reported, work))

@@ -16,7 +16,7 @@ Notation, for layers l = 1..L with weights W_l of shape (fan_in, fan_out):
 
 import numpy as np
 
-from . import activations, heads
+from . import activations, heads, optimizers
 
 INITS = ("he", "xavier", "glorot")
 
@@ -179,14 +179,6 @@ def train_epoch(weights, biases, X, Y, order, batch_size, step, activation="relu
     return losses, penalties, sizes
 
 
-def sgd(lr):
-    """The plain SGD step for ``train_epoch``: p -= lr g."""
-    def step(params, grads):
-        for p, g in zip(params, grads):
-            p -= lr * g
-    return step
-
-
 def fit(weights, biases, X, Y, epochs, lr, activation="relu", batch_size=None,
         shuffle_seed=None, permutations=None):
     """Mini-batch SGD, in place. Returns the epoch losses, each the mean of the mini-batch
@@ -200,22 +192,47 @@ def fit(weights, biases, X, Y, epochs, lr, activation="relu", batch_size=None,
     If a loss turns non-finite, the parameters are restored to what they were at the
     start of that epoch and FloatingPointError is raised naming the epoch.
     """
+    return train(weights, biases, X, Y, epochs, optimizers.SGD(lr, momentum=0.0),
+                 activation, batch_size=batch_size, shuffle_seed=shuffle_seed,
+                 permutations=permutations)[0]
+
+
+def train(weights, biases, X, Y, epochs, optimizer, activation="relu", head="sigmoid",
+          alpha=0.0, sample_weight=None, batch_size=None, shuffle_seed=None,
+          permutations=None):
+    """``fit`` with any optimiser (``fastgeo.optimizers``, its state carried on), head, L2
+    penalty and sample weights. Returns (history, reported): per epoch, the mean of the
+    batch losses, and scikit-learn's ``loss_curve_`` entry (batch losses weighted by
+    batch size; ``Head.sklearn_loss``). On a non-finite loss or parameters, the
+    parameters and the optimiser are restored to the start of that epoch and
+    FloatingPointError names it."""
     n = X.shape[0]
     batch_size = n if batch_size is None else batch_size
     state = None if shuffle_seed is None else shuffle_state(shuffle_seed)
-    history = np.empty(epochs)
+    sizes = [W.shape[0] for W in weights] + [weights[-1].shape[1]]
+    optimizer.start(sizes, weights[0].dtype)
+    head = heads.get(head)
+    history, reported = np.empty(epochs), np.empty(epochs)
     for epoch in range(epochs):
         saved = [p.copy() for p in weights + biases]
+        saved_optimizer = (optimizer.state.copy(), optimizer.t, optimizer.learning_rate,
+                           optimizer.samples_seen)
         order, state = epoch_order(n, epoch, state, permutations)
-        losses, _, _ = train_epoch(weights, biases, X, Y, order, batch_size, sgd(lr),
-                                   activation)
-        history[epoch] = np.mean(losses)
+        losses, penalties, sizes_ = train_epoch(weights, biases, X, Y, order, batch_size,
+                                                optimizer.step, activation, head.name, alpha,
+                                                sample_weight)
+        history[epoch] = np.mean(np.add(losses, penalties))
+        reported[epoch] = np.dot(head.sklearn_loss(np.asarray(losses), Y.shape[1])
+                                 + penalties, sizes_) / n
+        optimizer.epoch_ends(optimizer.samples_seen + n)
         finite = all(np.isfinite(p).all() for p in weights + biases)
         if not (np.isfinite(history[epoch]) and finite):
             for p, p0 in zip(weights + biases, saved):
                 p[...] = p0
+            (optimizer.state[...], optimizer.t, optimizer.learning_rate,
+             optimizer.samples_seen) = saved_optimizer
             raise FloatingPointError(
                 f"fit: the loss or the parameters became non-finite in epoch {epoch}; "
                 f"the parameters are left as they were at the start of epoch {epoch}"
             )
-    return history
+    return history, reported

@@ -37,16 +37,23 @@ class StochasticSolver:
     def epoch(self, weights, biases, X, Y, order, batch_size, activation, head="sigmoid",
               alpha=0.0, sample_weight=None):
         """Train one epoch; returns its loss as scikit-learn reports it."""
+        self.optimizer.start([W.shape[0] for W in weights] + [weights[-1].shape[1]],
+                             weights[0].dtype)
         losses, penalties, sizes = reference.train_epoch(
             weights, biases, X, Y, order, batch_size, self.optimizer.step, activation, head,
             alpha, sample_weight)
         reported = heads.get(head).sklearn_loss(np.asarray(losses), Y.shape[1]) + penalties
         loss = np.dot(reported, sizes) / X.shape[0]
+        return self.record(loss, X.shape[0])
+
+    def record(self, loss, n):
+        """Book an epoch of n samples whose loss (as scikit-learn reports it) was ``loss``
+        (trained elsewhere: ``MLP._fit``, the compiled fit)."""
         if not np.isfinite(loss):
             raise FloatingPointError(
                 f"the training loss became non-finite in epoch {self.n_iter_ + 1}")
         self.n_iter_ += 1
-        self.t_ += X.shape[0]
+        self.t_ += n
         self.loss_curve_.append(float(loss))
         return loss
 

@@ -80,14 +80,16 @@ def test_pickle_and_deepcopy_rebuild_the_backend(backend):
 
 @pytest.mark.parametrize("backend", fastgeo.BACKENDS)
 def test_a_pickle_of_the_state_mlp_always_had_loads(backend):
-    """The state before backends were objects: these keys, no backend object."""
+    """The state before backends were objects: these keys, no backend object (heads came
+    later: a state without one is a sigmoid net)."""
     net = fastgeo.MLP((2, 4, 1), seed=2, backend=backend)
     state = {"sizes": net.sizes, "_act": net._act, "dtype": net.dtype, "backend": backend,
              "_sizes": np.array(net.sizes, dtype=np.int64), "_macs": net.macs_per_sample,
              "params": net.params.copy(), "init": net.init}
-    assert net.__getstate__().keys() == state.keys()
+    assert net.__getstate__().keys() == state.keys() | {"_head"}
     old = fastgeo.MLP.__new__(fastgeo.MLP)
     old.__setstate__(state)
     X = np.random.RandomState(1).randn(5, 2)
     np.testing.assert_array_equal(old.forward(X), net.forward(X))
+    assert old.head == "sigmoid"
     assert old.weights[0].base is not None and np.shares_memory(old.weights[0], old.params)

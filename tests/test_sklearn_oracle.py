@@ -17,7 +17,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from fastgeo import heads, optimizers, reference
+from fastgeo import MLP, heads, optimizers, reference
 from fastgeo.solver import StochasticSolver
 
 EPOCHS = 16
@@ -81,17 +81,30 @@ def _sklearn(task, activation, solver, schedule, momentum, nesterov, alpha, batc
 
 
 def _fastgeo(task, activation, solver, schedule, momentum, nesterov, alpha, batch_size, tol,
-             n_iter_no_change, lr, weights, biases, X, y, sample_weight, outputs):
+             n_iter_no_change, lr, weights, biases, X, y, sample_weight, outputs,
+             backend=None):
+    """The reference solver (backend None), or ``MLP._fit`` one epoch per call on a
+    backend, with the solver keeping scikit-learn's stopping state."""
     Ws, bs = [W.copy() for W in weights], [b.copy() for b in biases]
-    optimizer = optimizers.make(solver, Ws + bs, lr, schedule, momentum, nesterov)
+    optimizer = optimizers.make(solver, lr, schedule, momentum, nesterov)
     run = StochasticSolver(optimizer, tol, n_iter_no_change)
-    run.fit(Ws, bs, X, _targets(task, y, outputs), EPOCHS, batch_size, activation,
-            HEAD[task], alpha, sample_weight)
-    return run, Ws, bs
+    Y = _targets(task, y, outputs)
+    if backend is None:
+        run.fit(Ws, bs, X, Y, EPOCHS, batch_size, activation, HEAD[task], alpha,
+                sample_weight)
+        return run, Ws, bs
+    net = MLP.from_params(Ws, bs, activation, backend, head=HEAD[task])
+    for _ in range(EPOCHS):
+        reported = net._fit(X, Y, 1, batch_size=batch_size, optimizer=optimizer, alpha=alpha,
+                            sample_weight=sample_weight)[1]
+        run.record(reported[0], X.shape[0])
+        if run.end_epoch(net.weights + net.biases):
+            break
+    return run, net.weights, net.biases
 
 
 def _compare(task, activation, solver, schedule, momentum, nesterov, alpha, batch_size=16,
-             sample_weight=None, hidden=(5, 4)):
+             sample_weight=None, hidden=(5, 4), backend=None):
     X, y, outputs = _data(task)
     sizes = (X.shape[1], *hidden, outputs)
     weights, biases = reference.init_params(sizes, activation, "glorot", seed=3)
@@ -103,7 +116,7 @@ def _compare(task, activation, solver, schedule, momentum, nesterov, alpha, batc
     args = (task, activation, solver, schedule, momentum, nesterov, alpha, batch_size, tol,
             patience, lr, weights, biases, X, y, sample_weight)
     model = _sklearn(*args)
-    run, Ws, bs = _fastgeo(*args, outputs)
+    run, Ws, bs = _fastgeo(*args, outputs, backend)
     assert model.n_iter_ == run.n_iter_ == EPOCHS
     assert model.t_ == run.t_
     np.testing.assert_allclose(run.loss_curve_, model.loss_curve_, rtol=RTOL)
@@ -120,6 +133,23 @@ def _compare(task, activation, solver, schedule, momentum, nesterov, alpha, batc
 @pytest.mark.parametrize("alpha", [0.0, 0.05])
 def test_reference_solver_equals_sklearn(task, solver, schedule, momentum, nesterov, alpha):
     _compare(task, "tanh", solver, schedule, momentum, nesterov, alpha)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression", "regression2"])
+@pytest.mark.parametrize("solver,schedule,momentum,nesterov", OPTIMISERS)
+@pytest.mark.parametrize("alpha", [0.0, 0.05])
+def test_mlp_fit_equals_sklearn(backend, task, solver, schedule, momentum, nesterov, alpha):
+    """The compiled fit (and the numpy backend's) with the optimiser's state carried from
+    call to call: scikit-learn's trajectory."""
+    _compare(task, "tanh", solver, schedule, momentum, nesterov, alpha, backend=backend)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression2"])
+def test_mlp_fit_sample_weight_equals_sklearn(task):
+    weights = np.random.RandomState(7).uniform(0.2, 3.0, 48)
+    _compare(task, "relu", "adam", "constant", 0.9, True, 0.05, sample_weight=weights,
+             batch_size=20, backend="numba")
 
 
 @pytest.mark.parametrize("activation", sorted(SKLEARN_NAME))
@@ -146,7 +176,7 @@ def test_plain_sgd_is_the_reference_fit_exactly():
     weights, biases = reference.init_params((3, 6, 1), "relu", seed=1)
     Ws, bs = [W.copy() for W in weights], [b.copy() for b in biases]
     history = reference.fit(weights, biases, X, Y, 10, 0.05, "relu", batch_size=10)
-    run = StochasticSolver(optimizers.make("sgd", Ws + bs, 0.05, momentum=0.0), 0.0, 100)
+    run = StochasticSolver(optimizers.make("sgd", 0.05, momentum=0.0), 0.0, 100)
     run.fit(Ws, bs, X, Y, 10, 10, "relu")
     for ours, theirs in zip(Ws + bs, weights + biases):
         np.testing.assert_array_equal(ours, theirs)
@@ -184,4 +214,4 @@ def test_unknown_head_and_solver_are_named():
     with pytest.raises(ValueError, match="poisson"):
         heads.get("poisson")
     with pytest.raises(ValueError, match="lbfgs"):
-        optimizers.make("lbfgs", [], 0.1)
+        optimizers.make("lbfgs", 0.1)
