@@ -12,10 +12,10 @@ from .activations import ACTIVATIONS
 from .mlp import BACKENDS, MLP
 
 
-def __getattr__(name):  # fastgeo.MLPClassifier imports scikit-learn (~2 s): only on first use
-    if name == "MLPClassifier":
-        from .estimator import MLPClassifier
-        return MLPClassifier
+def __getattr__(name):  # the estimators import scikit-learn (~2 s): only on first use
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimator
+        return getattr(estimator, name)
     raise AttributeError(f"module 'fastgeo' has no attribute {name!r}")
 
 __all__ = ["ACTIVATIONS", "BACKENDS", "MLP", "__version__", "activations", "kernels", "reference"]

@@ -1,37 +1,55 @@
-"""``fastgeo.MLPClassifier``: a scikit-learn estimator over fastgeo's compiled kernels.
+"""``fastgeo.MLPClassifier`` and ``fastgeo.MLPRegressor``: drop-ins for scikit-learn's MLP
+estimators, trained by fastgeo's compiled fit.
 
-    from fastgeo import MLPClassifier
-    clf = MLPClassifier(hidden_layer_sizes=(8, 8), activation="relu", random_state=0)
-    clf.fit(X, y).score(X, y)
+    from fastgeo import MLPClassifier, MLPRegressor
+    clf = MLPClassifier(hidden_layer_sizes=(8, 8), random_state=0).fit(X, y)
+    reg = MLPRegressor(hidden_layer_sizes=(64,), solver="sgd", momentum=0.9).fit(X, t)
 
-Any labels scikit-learn accepts for classification (ints, strings, ...). Two classes
-train one sigmoid output; K > 2 classes train K sigmoid outputs on one-hot targets
-(one-vs-rest sharing the hidden layers), with ``predict_proba`` the per-class sigmoids
-normalised to sum to one and ``predict`` the class of the largest logit.
+Parameters take scikit-learn's names and defaults where the meaning is the same
+(``solver`` "adam" or "sgd", ``alpha``, ``momentum``, ``nesterovs_momentum``, ``beta_1``,
+``beta_2``, ``epsilon``, ``learning_rate`` "constant" / "invscaling" / "adaptive",
+``power_t``, ``learning_rate_init``, ``batch_size``, ``max_iter``, ``shuffle``, ``tol``,
+``n_iter_no_change``, ``early_stopping``, ``validation_fraction``, ``warm_start``), and so
+do the fitted attributes (``coefs_``, ``intercepts_``, ``loss_curve_``, ``t_``,
+``n_iter_``, ``best_loss_``, ``validation_scores_``, ``best_validation_score_``,
+``out_activation_``, ...), ``fit(X, y, sample_weight)`` and ``partial_fit``. The
+training maths is scikit-learn's (``fastgeo.solver``, ``fastgeo.optimizers``,
+``fastgeo.heads``): started from the same weights on the same sample order, the loss
+curve and the weights agree with scikit-learn's to 1e-7 (tests/test_sklearn_oracle.py).
 
-Training is plain mini-batch SGD (``fastgeo.MLP.fit``, one compiled call per epoch) on
-the mean binary cross-entropy, without momentum or L2 penalty. Stopping follows
-scikit-learn's ``MLPClassifier``: with ``early_stopping=False`` training stops once the
-training loss has not improved by at least ``tol`` for more than ``n_iter_no_change``
-consecutive epochs; with ``early_stopping=True`` a stratified ``validation_fraction`` of
-the data is held out, the same rule is applied to its accuracy, and the parameters of
-the best validation epoch are kept. Reaching ``max_iter`` first emits a
-``ConvergenceWarning``.
+The random draws are scikit-learn's too (initial weights, the validation split, each
+epoch's shuffle, in its order), so a fit with an int ``random_state`` follows
+scikit-learn's fit with the same one (``init`` "he" / "xavier" / "glorot" picks
+fastgeo's normal draws instead). What differs: hidden activations are any of
+``fastgeo.activations`` ("logistic" is accepted for "sigmoid"); the losses are computed
+from the logits, so no probability is clipped; ``dtype`` picks float64 or float32.
+Not implemented, and named in a ValueError: ``solver="lbfgs"``, ``loss="poisson"``,
+multilabel targets.
 """
 
 import numbers
 import warnings
+from itertools import pairwise
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from sklearn.utils import shuffle as sklearn_shuffle
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
+                                      check_random_state, column_or_1d, validate_data)
 
 from . import _validate as check
-from . import activations
+from . import activations, optimizers
+from . import solver as stochastic
+from ._version import __version__
 from .mlp import MLP
+
+#: Version of the pickled estimators' state; a state without it (fastgeo < 0.2, plain
+#: SGD and one-vs-rest sigmoids) or with another is refused, never read as this model.
+FORMAT_VERSION = 2
 
 #: Upper bound on the elements of the per-chunk (rows x units) buffers used to compute
 #: logits, so ``decision_function`` / ``predict_proba`` stream in bounded memory.
@@ -40,6 +58,7 @@ _TRACE_CHUNK_ELEMENTS = 1 << 20
 #: scikit-learn's names for activations that fastgeo names otherwise ("logistic")
 _ALIASES = {act.sklearn: act.name for act in activations.ACTIVATIONS.values()
             if act.sklearn not in (None, act.name)}
+
 
 #: scikit-learn's finiteness check first sums the array, which warns ("invalid value
 #: encountered in reduce") when it holds both +inf and -inf before raising its
@@ -53,69 +72,62 @@ def _log_sigmoid(z):
     return -np.logaddexp(0.0, -z)
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """Dense MLP classifier trained with fastgeo's Numba SGD kernels.
+def _boolean(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
-    Parameters
-    ----------
-    hidden_layer_sizes : int or tuple of int, default=(100,)
-        Widths of the hidden layers; ``()`` gives logistic regression.
-    activation : str, default="relu"
-        Hidden activation: any name in ``fastgeo.activations.ACTIVATIONS`` ("sigmoid",
-        "relu", "tanh", "leaky_relu", ...; ``"logistic"`` is accepted for ``"sigmoid"``).
-    init : {"he", "xavier", "glorot"} or None, default=None
-        Weight initialisation (``fastgeo.MLP``); None picks the activation's default.
-    learning_rate_init : float, default=0.1
-        Constant SGD step size.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size; "auto" is ``min(200, n_samples)``.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Minimum improvement of the monitored quantity (training loss, or validation
-        accuracy with early stopping).
-    n_iter_no_change : int, default=10
-        Stop after more than this many consecutive epochs without a ``tol`` improvement.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop on its accuracy.
-    validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping`` is on.
-    shuffle : bool, default=True
-        Shuffle the samples every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the shuffling and the validation split.
-    dtype : {"float64", "float32"}, default="float64"
-        Precision of the parameters and of the computation.
 
-    Attributes
-    ----------
-    classes_, n_features_in_, feature_names_in_ (when X has column names), net_ (the
-    trained ``fastgeo.MLP``), coefs_ / intercepts_ (views of its weights and biases),
-    n_iter_, loss_curve_, best_loss_, validation_scores_ and best_validation_score_
-    (None without early stopping), n_outputs_, n_layers_, out_activation_.
-    """
+class _BaseMLP(BaseEstimator):
+    """The parameters, the checks and the training loop both estimators share."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", init=None,
-                 learning_rate_init=0.1, batch_size="auto", max_iter=200, tol=1e-4,
-                 n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
-                 shuffle=True, random_state=None, dtype="float64"):
+    _head = None  # set per fit by the subclass (_targets)
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 init=None, dtype="float64"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.init = init
-        self.learning_rate_init = learning_rate_init
+        self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
         self.shuffle = shuffle
         self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.init = init
         self.dtype = dtype
 
     # --- parameters -----------------------------------------------------------------
 
     def _checked_params(self):
+        """Every parameter checked (TypeError / ValueError naming it) before any work."""
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not implemented by fastgeo (full-batch "
+                             "L-BFGS); use solver='adam' or 'sgd'")
+        if self.solver not in optimizers.SOLVERS:
+            raise ValueError(f"solver must be one of {optimizers.SOLVERS}, got {self.solver!r}")
+        if self.learning_rate not in optimizers.SCHEDULES:
+            raise ValueError(f"learning_rate must be one of {optimizers.SCHEDULES}, got "
+                             f"{self.learning_rate!r}")
         hidden = self.hidden_layer_sizes
         if isinstance(hidden, numbers.Integral) and not isinstance(hidden, (bool, np.bool_)):
             hidden = (hidden,)
@@ -126,29 +138,36 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                        for h in hidden)
         name = _ALIASES.get(self.activation, self.activation)
         activations.get(name)  # TypeError / ValueError naming the choices
+        if self.init is not None and self.init not in ("he", "xavier", "glorot"):
+            raise ValueError(f"init must be 'he', 'xavier', 'glorot' or None, got {self.init!r}")
         batch_size = self.batch_size
         if not (isinstance(batch_size, str) and batch_size == "auto"):
             batch_size = check.integer("batch_size", batch_size, minimum=1)
-        tol = self.tol
-        if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol must be a real number, got {type(tol).__name__}")
-        if not (np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol must be finite and >= 0, got {tol}")
-        vf = self.validation_fraction
-        if isinstance(vf, (bool, np.bool_)) or not isinstance(vf, numbers.Real):
-            raise TypeError(f"validation_fraction must be a real number, got {type(vf).__name__}")
+        tol = check.nonnegative_finite("tol", self.tol)
+        vf = check.finite_float("validation_fraction", self.validation_fraction)
         if not 0 < vf < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {vf}")
+        patience = self.n_iter_no_change
+        if not (isinstance(patience, float) and patience == np.inf):
+            patience = check.integer("n_iter_no_change", patience, minimum=1)
+        # the optimiser checks its own settings (momentum, beta_1, beta_2, epsilon, ...)
+        optimizer = optimizers.make(self.solver, self.learning_rate_init, self.learning_rate,
+                                    self.momentum, self.nesterovs_momentum, self.power_t,
+                                    self.beta_1, self.beta_2, self.epsilon)
+        if self.power_t < 0:
+            raise ValueError(f"power_t must be >= 0, got {self.power_t}")
+        for flag in ("shuffle", "warm_start", "early_stopping", "nesterovs_momentum"):
+            _boolean(flag, getattr(self, flag))
         return {
             "hidden": hidden,
             "activation": name,
-            "lr": check.positive_finite("learning_rate_init", self.learning_rate_init),
+            "alpha": check.nonnegative_finite("alpha", self.alpha),
             "batch_size": batch_size,
             "max_iter": check.integer("max_iter", self.max_iter, minimum=1),
-            "tol": float(tol),
-            "n_iter_no_change": check.integer("n_iter_no_change", self.n_iter_no_change,
-                                              minimum=1),
+            "tol": tol,
+            "n_iter_no_change": patience,
             "dtype": check.dtype(self.dtype),
+            "optimizer": optimizer,
         }
 
     # --- data -------------------------------------------------------------------------
@@ -161,106 +180,239 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has values beyond the {dt.name} range")
         return np.require(X, dtype=dt, requirements=("C", "W"))
 
-    def _encode(self, y_idx, n_out, dt):
-        if n_out == 1:
-            return y_idx.reshape(-1, 1).astype(dt)
-        return (y_idx[:, None] == np.arange(n_out)).astype(dt)
-
-    # --- fit ----------------------------------------------------------------------------
-
-    def fit(self, X, y):
-        """Train from scratch on (X, y); returns self."""
-        p = self._checked_params()
-        with _quiet():
-            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
-            check_classification_targets(y)  # casts float labels to int to test them
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        y_idx = y_idx.reshape(-1)
-        n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(f"MLPClassifier needs samples of at least 2 classes in y, but "
-                             f"the data contains only one class: {self.classes_[0]!r}")
-        dt = p["dtype"]
-        X = self._as_kernel_input(X, dt)
-        n_out = 1 if n_classes == 2 else n_classes
-        rng = check_random_state(self.random_state)
-
-        if self.early_stopping:
-            X_tr, X_val, y_tr, y_val = self._split(X, y_idx, n_classes, rng)
-        else:
-            X_tr, y_tr, X_val, y_val = X, y_idx, None, None
-        Y_tr = self._encode(y_tr, n_out, dt)
-        n = X_tr.shape[0]
-        batch_size = min(200, n) if p["batch_size"] == "auto" else min(p["batch_size"], n)
-
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        net = MLP((X.shape[1], *p["hidden"], n_out), activation=p["activation"],
-                  init=self.init, seed=seed, dtype=dt)
-        self.net_ = net
-        self.n_outputs_ = n_out
-        self.n_layers_ = len(p["hidden"]) + 2
-        self.out_activation_ = "logistic"
-        self.loss_curve_ = []
-        self.validation_scores_ = [] if self.early_stopping else None
-        self.best_loss_ = np.inf if not self.early_stopping else None
-        self.best_validation_score_ = -np.inf if self.early_stopping else None
-        best_params = None
-        no_improvement = 0
-        tol, patience = p["tol"], p["n_iter_no_change"]
-        self.n_iter_ = 0
-        for _ in range(p["max_iter"]):
-            shuffle_seed = int(rng.randint(np.iinfo(np.int32).max)) if self.shuffle else None
-            loss = float(net.fit(X_tr, Y_tr, 1, p["lr"], batch_size=batch_size,
-                                 shuffle_seed=shuffle_seed)[0])
-            self.n_iter_ += 1
-            self.loss_curve_.append(loss)
-            if self.early_stopping:
-                score = float(np.mean(self._predict_index(X_val) == y_val))
-                self.validation_scores_.append(score)
-                if score < self.best_validation_score_ + tol:
-                    no_improvement += 1
-                else:
-                    no_improvement = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = net.params.copy()
-            else:
-                if loss > self.best_loss_ - tol:
-                    no_improvement += 1
-                else:
-                    no_improvement = 0
-                self.best_loss_ = min(self.best_loss_, loss)
-            if no_improvement > patience:
-                break
-        else:
-            warnings.warn(
-                f"MLPClassifier: maximum iterations ({p['max_iter']}) reached and the "
-                f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=2)
-        if best_params is not None:
-            net.params[:] = best_params
-        return self
-
-    def _split(self, X, y_idx, n_classes, rng):
-        n = X.shape[0]
-        n_val = int(np.ceil(self.validation_fraction * n))
-        if n < 2 or n_val >= n:
-            raise ValueError(f"early_stopping needs a validation split that leaves samples "
-                             f"to train on; got {n} samples and validation_fraction="
-                             f"{self.validation_fraction}")
-        counts = np.bincount(y_idx, minlength=n_classes)
-        stratify = y_idx if counts.min() >= 2 and n_classes <= n_val <= n - n_classes else None
-        X_tr, X_val, y_tr, y_val = train_test_split(
-            X, y_idx, test_size=n_val, random_state=rng, stratify=stratify)
-        return (self._as_kernel_input(X_tr, X.dtype), self._as_kernel_input(X_val, X.dtype),
-                y_tr, y_val)
-
-    # --- prediction -----------------------------------------------------------------
-
     def _validated_X(self, X):
         check_is_fitted(self)
         with _quiet():
             X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return self._as_kernel_input(X, self.net_.dtype)
+
+    # --- fit ----------------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on (X, y) (from the current weights when ``warm_start``); returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        p = self._checked_params()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+        with _quiet():
+            X, y = validate_data(self, X, y, reset=first_pass, multi_output=True,
+                                 y_numeric=not self._is_classifier(),
+                                 dtype=(np.float64, np.float32))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        dt = p["dtype"]
+        Y = self._targets(y, first_pass, incremental, classes, dt)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=dt)
+            sample_weight = check.sample_weight(sample_weight, X.shape[0], dt)
+        X = self._as_kernel_input(X, dt)
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self.net_ = self._initial_net((X.shape[1], *p["hidden"], Y.shape[1]),
+                                          p["activation"], dt, rng)
+            self.n_outputs_ = Y.shape[1]
+            self.n_layers_ = len(p["hidden"]) + 2
+            self.out_activation_ = {"sigmoid": "logistic"}.get(self._head, self._head)
+            stochastic.start(self, self.early_stopping)
+        elif (self.net_.sizes[0], self.net_.sizes[-1]) != (X.shape[1], Y.shape[1]):
+            raise ValueError(f"the net has {self.net_.sizes[0]} inputs and "
+                             f"{self.net_.sizes[-1]} outputs; this data needs {X.shape[1]} "
+                             f"and {Y.shape[1]} (fit without warm_start to start over)")
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = p["optimizer"]
+        X_val = Y_val = w_val = None
+        if self.early_stopping:
+            X, X_val, Y, Y_val, sample_weight, w_val = self._split(X, Y, sample_weight, rng)
+        n = X.shape[0]
+        batch_size = min(200, n) if p["batch_size"] == "auto" else min(p["batch_size"], n)
+        net = self.net_
+        order = np.arange(n)
+        self.n_iter_ = 0
+        for _ in range(p["max_iter"]):
+            if self.shuffle:  # scikit-learn's draws: the same order for the same random_state
+                order = sklearn_shuffle(order, random_state=rng)
+            reported = net._fit(X, Y, 1, batch_size=batch_size,
+                                permutations=order[None] if self.shuffle else None,
+                                optimizer=self._optimizer, alpha=p["alpha"],
+                                sample_weight=sample_weight)[1]
+            stochastic.record(self, reported[0], n)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            score = self._score_on(X_val, Y_val, w_val) if self.early_stopping else None
+            if stochastic.end_epoch(self, self._optimizer, p["tol"], p["n_iter_no_change"],
+                                net.weights + net.biases, score):
+                break
+            if incremental:
+                break
+        else:
+            if not incremental:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({p['max_iter']}) reached "
+                    "and the optimization hasn't converged yet.", ConvergenceWarning,
+                    stacklevel=3)
+        if self.early_stopping and self._best_params is not None:
+            for param, best in zip(net.weights + net.biases, self._best_params):
+                param[...] = best
+        return self
+
+    def _initial_net(self, sizes, activation, dt, rng):
+        """init None: scikit-learn's draws (Glorot uniform weights and biases, bound
+        sqrt(6 / (fan_in + fan_out)), 2 instead of 6 for the logistic activation, from
+        the random state in its order), so the same random_state starts from the same
+        weights as scikit-learn's estimator. "he" / "xavier" / "glorot": ``fastgeo.MLP``'s
+        normal draws, seeded from the random state."""
+        if self.init is not None:
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            return MLP(sizes, activation, init=self.init, seed=seed, dtype=dt,
+                       head=self._head)
+        factor = 2.0 if activation == "sigmoid" else 6.0
+        weights, biases = [], []
+        for fan_in, fan_out in pairwise(sizes):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
+            biases.append(rng.uniform(-bound, bound, fan_out))
+        return MLP.from_params(weights, biases, activation, dtype=dt, head=self._head)
+
+    def _split(self, X, Y, sample_weight, rng):
+        """scikit-learn's validation split (its draws; stratified for one output)."""
+        n = X.shape[0]
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n_val < 2 or n_val >= n:
+            raise ValueError("The validation set is too small. Increase "
+                             "'validation_fraction' or the size of your dataset "
+                             f"({n} samples, validation_fraction={self.validation_fraction})")
+        stratify = Y if self._is_classifier() and Y.shape[1] == 1 else None
+        parts = [X, Y] + ([sample_weight] if sample_weight is not None else [])
+        split = train_test_split(*parts, random_state=rng, test_size=self.validation_fraction,
+                                 stratify=stratify)
+        X_tr, X_val, Y_tr, Y_val = split[:4]
+        w_tr, w_val = split[4:] if sample_weight is not None else (None, None)
+        dt = X.dtype
+        return (self._as_kernel_input(X_tr, dt), self._as_kernel_input(X_val, dt),
+                np.ascontiguousarray(Y_tr), Y_val, w_tr, w_val)
+
+    @property
+    def loss_(self):
+        check_is_fitted(self)
+        return self.loss_curve_[-1] if self.loss_curve_ else None
+
+    # --- fitted parameters ------------------------------------------------------------
+
+    @property
+    def coefs_(self):
+        check_is_fitted(self)
+        return self.net_.weights
+
+    @coefs_.setter
+    def coefs_(self, weights):
+        check_is_fitted(self)
+        self.net_.set_params(weights, self.net_.biases)
+
+    @property
+    def intercepts_(self):
+        check_is_fitted(self)
+        return self.net_.biases
+
+    @intercepts_.setter
+    def intercepts_(self, biases):
+        check_is_fitted(self)
+        self.net_.set_params(self.net_.weights, biases)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    # --- pickling ---------------------------------------------------------------------
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_fastgeo_format"] = FORMAT_VERSION
+        return state
+
+    def __setstate__(self, state):
+        found = state.get("_fastgeo_format")
+        if found != FORMAT_VERSION:
+            raise ValueError(
+                f"this {type(self).__name__} was pickled by another fastgeo (state format "
+                f"{found or 1}, this is fastgeo {__version__} with format {FORMAT_VERSION}: "
+                "Adam by default, softmax for K classes); it cannot be read as this model. "
+                "Refit it, or load it with the fastgeo version that wrote it.")
+        state = dict(state)
+        del state["_fastgeo_format"]
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Dense MLP classifier: scikit-learn's ``MLPClassifier`` parameters and behaviour
+    (module docstring), fastgeo's compiled training.
+
+    Two classes train one sigmoid output on the binary cross-entropy; K > 2 classes a
+    softmax over K outputs on the categorical cross-entropy. ``predict`` is the most
+    probable class, ``predict_proba`` the probabilities, ``decision_function`` the logits.
+
+    Extra parameters: ``init`` ({"he", "xavier", "glorot"} or None: the activation's
+    default) and ``dtype`` ("float64" or "float32").
+    """
+
+    def _is_classifier(self):
+        return True
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch on (X, y), continuing from the current state; ``classes`` (every
+        class of every call) is required on the first call."""
+        if not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _targets(self, y, first_pass, incremental, classes, dt):
+        kind = type_of_target(y)
+        if kind in ("multilabel-indicator", "multiclass-multioutput", "binary-multioutput"):
+            raise ValueError(f"multilabel / multi-output targets ({kind}) are not "
+                             "implemented by fastgeo's MLPClassifier; pass one label per "
+                             "sample")
+        if y.ndim == 2:
+            y = y[:, 0]
+        with _quiet():
+            check_classification_targets(y)
+        if incremental and not hasattr(self, "classes_"):
+            self.classes_ = np.unique(np.asarray(classes))
+        elif first_pass:
+            self.classes_ = np.unique(y)
+        present = np.unique(y)
+        if first_pass and not incremental and len(self.classes_) < 2:
+            raise ValueError(f"MLPClassifier needs samples of at least 2 classes in y, but "
+                             f"the data contains only one class: {self.classes_[0]!r}")
+        if len(self.classes_) < 2:
+            raise ValueError(f"classes must hold at least 2 classes, got {self.classes_!r}")
+        if self.warm_start and not first_pass and not incremental:
+            if set(present) != set(self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as in the "
+                    f"previous call to fit. Previously got {self.classes_}, `y` has {present}")
+        elif len(np.setdiff1d(present, self.classes_)):
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                             f"{self.classes_}. 'y' has {present}.")
+        index = np.searchsorted(self.classes_, y)
+        k = len(self.classes_)
+        self._head = "sigmoid" if k == 2 else "softmax"
+        if k == 2:
+            return index.reshape(-1, 1).astype(dt)
+        return (index[:, None] == np.arange(k)).astype(dt)
+
+    def _score_on(self, X, Y, sample_weight):
+        pred = self._index(X)
+        truth = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+        return accuracy_score(truth, pred, sample_weight=sample_weight)
+
+    # --- prediction -----------------------------------------------------------------
 
     def _logits(self, X):
         """(n, n_outputs) float64 output logits, computed in row chunks so that memory
@@ -274,7 +426,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             out[start:start + step] = zs[-1]
         return out
 
-    def _predict_index(self, X):
+    def _index(self, X):
         z = self._logits(X)
         return (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else np.argmax(z, axis=1)
 
@@ -285,16 +437,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return z[:, 0] if z.shape[1] == 1 else z
 
     def predict_log_proba(self, X):
-        """Logarithm of ``predict_proba``, computed in log space (finite wherever the
-        logits are)."""
+        """Logarithm of ``predict_proba``, computed from the logits in log space (finite
+        wherever the logits are)."""
         z = self._logits(self._validated_X(X))
         if z.shape[1] == 1:
-            log_p = np.column_stack([_log_sigmoid(-z[:, 0]), _log_sigmoid(z[:, 0])])
-        else:  # per-class sigmoids, normalised (in log space, so nothing underflows to 0/0)
-            log_p = _log_sigmoid(z)
-        log_p -= log_p.max(axis=1, keepdims=True)
-        log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
-        return log_p
+            return np.column_stack([_log_sigmoid(-z[:, 0]), _log_sigmoid(z[:, 0])])
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, n_classes), rows summing to one."""
@@ -303,26 +452,74 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return proba
 
     def predict(self, X):
-        """The class of the largest logit (two classes: ``classes_[1]`` iff logit > 0)."""
-        index = self._predict_index(self._validated_X(X))
+        """The most probable class (two classes: ``classes_[1]`` iff logit > 0)."""
+        index = self._index(self._validated_X(X))
         return self.classes_[index]
-
-    # --- fitted parameters ------------------------------------------------------------
-
-    @property
-    def coefs_(self):
-        check_is_fitted(self)
-        return self.net_.weights
-
-    @property
-    def intercepts_(self):
-        check_is_fitted(self)
-        return self.net_.biases
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.multi_label = False
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
         return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Dense MLP regressor: scikit-learn's ``MLPRegressor`` parameters and behaviour
+    (module docstring), fastgeo's compiled training: identity output, squared error
+    (``loss_curve_`` as scikit-learn reports it: 0.5 x the mean over samples and outputs,
+    plus the L2 penalty). One or several targets.
+
+    Extra parameters: ``init`` and ``dtype`` as ``MLPClassifier``.
+    """
+
+    _head = "identity"
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 init=None, dtype="float64"):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, init=init,
+            dtype=dtype)
+        self.loss = loss
+
+    def _is_classifier(self):
+        return False
+
+    def _checked_params(self):
+        if self.loss != "squared_error":
+            raise ValueError(f"loss={self.loss!r} is not implemented by fastgeo's "
+                             "MLPRegressor; only 'squared_error'")
+        return super()._checked_params()
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch on (X, y), continuing from the current state."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _targets(self, y, first_pass, incremental, classes, dt):
+        Y = np.asarray(y, dtype=np.float64)
+        if not np.isfinite(Y).all():
+            raise ValueError("y must be finite (no NaN or inf)")
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if np.abs(Y).max(initial=0) > np.finfo(dt).max:
+            raise ValueError(f"y has values beyond the {dt.name} range")
+        return np.ascontiguousarray(Y, dtype=dt)
+
+    def _score_on(self, X, Y, sample_weight):
+        return r2_score(Y, self.net_.forward(X), sample_weight=sample_weight)
+
+    def predict(self, X):
+        """The predicted targets: (n,) for one target, else (n, n_targets)."""
+        X = self._validated_X(X)
+        out = self.net_.forward(X)
+        return out[:, 0] if out.shape[1] == 1 else out

@@ -66,8 +66,9 @@ def test_mlp_fit_python_peak_flat_in_epochs(data, dtype):
     for epochs in (5, 500):
         _, peaks[epochs] = traced_peak(
             lambda e=epochs: net.fit(X, y, e, 0.1, batch_size=32, shuffle_seed=0))
-    # the only per-epoch growth allowed: the float64 history (8 bytes per epoch)
-    assert peaks[500] - peaks[5] <= 8 * (500 - 5) + 4096, peaks
+    # the only per-epoch growth allowed: three float64 arrays of one value per epoch (the
+    # history, scikit-learn's reported loss, the learning rates)
+    assert peaks[500] - peaks[5] <= 3 * 8 * (500 - 5) + 4096, peaks
 
 
 def test_classifier_fit_python_peak_flat_in_epochs(data):
@@ -76,7 +77,7 @@ def test_classifier_fit_python_peak_flat_in_epochs(data):
     peaks = {}
     for epochs in (1, 5, 300):  # the first fit compiles outside the compared traces
         clf.set_params(max_iter=epochs)
-        with pytest.warns(UserWarning, match="maximum iterations"):
+        with pytest.warns(UserWarning, match="Maximum iterations"):
             _, peaks[epochs] = traced_peak(lambda: clf.fit(X, y))
         assert clf.n_iter_ == epochs
     # per epoch only the loss_curve_ entry (a float object and a list slot) is kept

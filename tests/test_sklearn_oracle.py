@@ -1,9 +1,11 @@
 """scikit-learn as the oracle of the training maths: started from the same weights
 (``warm_start`` with ``coefs_``/``intercepts_`` set) on the same sample order
 (``shuffle=False``), fastgeo's reference solver (``fastgeo.solver`` over
-``fastgeo.reference``, ``fastgeo.heads`` and ``fastgeo.optimizers``) gives scikit-learn's
-``MLPClassifier``/``MLPRegressor`` loss curve and final weights to 1e-7 relative, for
-every solver x schedule x alpha x head.
+``fastgeo.reference``, ``fastgeo.heads`` and ``fastgeo.optimizers``) and ``MLP.fit`` on
+both backends give scikit-learn's ``MLPClassifier``/``MLPRegressor`` loss curve and final
+weights to 1e-7 relative, for every solver x schedule x alpha x head; and fastgeo's
+estimators, given scikit-learn's parameters and random_state, fit what scikit-learn's
+fit (shuffling, early stopping, sample weights, warm_start and partial_fit included).
 
 The data keep every probability well inside scikit-learn's clip [eps, 1 - eps] (small
 weights, standardised inputs, 16 epochs), where its clipped loss equals fastgeo's loss
@@ -215,3 +217,100 @@ def test_unknown_head_and_solver_are_named():
         heads.get("poisson")
     with pytest.raises(ValueError, match="lbfgs"):
         optimizers.make("lbfgs", 0.1)
+
+
+# --- the estimators: the same random_state gives scikit-learn's fit ------------------
+#
+# fastgeo's estimators draw their initial weights, validation split and per-epoch
+# shuffles from the random state exactly as scikit-learn does, so no weights need to be
+# set: the same parameters and random_state give the same trajectory.
+
+from fastgeo.estimator import MLPClassifier as FastClassifier  # noqa: E402
+from fastgeo.estimator import MLPRegressor as FastRegressor  # noqa: E402
+
+ESTIMATOR_SETTINGS = [
+    {"solver": "adam"},
+    {"solver": "adam", "early_stopping": True, "validation_fraction": 0.25},
+    {"solver": "sgd", "learning_rate_init": 0.05},
+    {"solver": "sgd", "nesterovs_momentum": False, "learning_rate": "invscaling",
+     "learning_rate_init": 0.2},
+    {"solver": "sgd", "learning_rate": "adaptive", "tol": 10.0, "n_iter_no_change": 2},
+    {"solver": "sgd", "momentum": 0.0, "learning_rate_init": 0.1, "shuffle": False},
+    {"solver": "adam", "alpha": 0.0, "batch_size": 7, "activation": "logistic"},
+    {"solver": "adam", "early_stopping": True, "activation": "tanh", "alpha": 0.01},
+]
+
+
+def _estimators(task, settings):
+    base = {"hidden_layer_sizes": (6, 5), "max_iter": 18, "random_state": 3,
+            "n_iter_no_change": 100, "tol": 0.0}
+    base.update(settings)
+    if task in ("binary", "multiclass"):
+        return FastClassifier(**base), MLPClassifier(**base)
+    return FastRegressor(**base), MLPRegressor(**base)
+
+
+def _fit_both(task, settings, sample_weight=None):
+    X, y, _ = _data(task, n=60)
+    ours, theirs = _estimators(task, settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y, sample_weight=sample_weight)
+        theirs.fit(X, y, sample_weight=sample_weight)
+    return X, ours, theirs
+
+
+def _assert_same(ours, theirs):
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=RTOL)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.abs(b).max())
+    assert ours.out_activation_ == theirs.out_activation_
+    assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=RTOL) \
+        if theirs.best_loss_ is not None else ours.best_loss_ is None
+    if theirs.validation_scores_ is not None:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_,
+                                   rtol=RTOL)
+
+
+@pytest.mark.parametrize("settings", ESTIMATOR_SETTINGS, ids=lambda s: ",".join(
+    f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression", "regression2"])
+def test_estimator_equals_sklearn(task, settings):
+    X, ours, theirs = _fit_both(task, settings)
+    _assert_same(ours, theirs)
+    if task in ("binary", "multiclass"):
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-6)
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    else:
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6, atol=1e-9)
+    y = _data(task, n=60)[1]
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression2"])
+def test_estimator_sample_weight_equals_sklearn(task):
+    w = np.random.RandomState(9).uniform(0.1, 3.0, 60)
+    _, ours, theirs = _fit_both(task, {"solver": "adam", "batch_size": 16}, sample_weight=w)
+    _assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_warm_start_and_partial_fit_equal_sklearn(task):
+    """Fitting on from the kept state (a new optimiser on each fit, as scikit-learn), and
+    partial_fit epoch by epoch (the optimiser kept)."""
+    X, y, _ = _data(task, n=60)
+    ours, theirs = _estimators(task, {"warm_start": True, "max_iter": 6})
+    extra = {"classes": np.unique(y)} if task == "multiclass" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for model in (ours, theirs):
+            model.fit(X, y)
+            model.fit(X[::-1], y[::-1])
+    _assert_same(ours, theirs)
+    ours, theirs = _estimators(task, {})
+    for _ in range(5):
+        ours.partial_fit(X, y, **extra)
+        theirs.partial_fit(X, y, **extra)
+    _assert_same(ours, theirs)
+    assert ours.t_ == 5 * 60
