@@ -39,7 +39,7 @@ def test_graph_is_plain_matmul_add_activation(activation):
     assert dims[0].dim_param == "batch" and dims[1].dim_value == 3
     assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 2
     props = {p.key: p.value for p in model.metadata_props}
-    assert props == {"sizes": "3,5,4,2", "activation": activation}
+    assert props == {"sizes": "3,5,4,2", "activation": activation, "head": "sigmoid"}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -94,3 +94,31 @@ def test_missing_onnx_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"fastgeo\[onnx\]"):
         to_onnx(fastgeo.MLP((2, 3, 1)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("head", ["softmax", "identity"])
+def test_heads_export_and_equal_forward(head, dtype):
+    net = fastgeo.MLP((3, 6, 4), "tanh", seed=1, dtype=dtype, head=head)
+    X = np.random.RandomState(2).randn(17, 3).astype(dtype)
+    model = to_onnx(net)
+    got = _session(model).run(None, {INPUT_NAME: X})[0]
+    assert model.graph.output[0].name == ("predictions" if head == "identity"
+                                          else "probabilities")
+    scale = np.abs(net.forward(X)).max()
+    np.testing.assert_allclose(got, net.forward(X), rtol=0, atol=ATOL[dtype] * scale)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimators_export_their_net():
+    from fastgeo import MLPClassifier, MLPRegressor
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    clf = MLPClassifier((5,), max_iter=5, random_state=0).fit(X, rng.randint(0, 3, 60))
+    p = _session(to_onnx(clf)).run(None, {INPUT_NAME: X})[0]
+    np.testing.assert_allclose(p, clf.predict_proba(X), atol=1e-12)
+    reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, X[:, 0])
+    t = _session(to_onnx(reg)).run(None, {INPUT_NAME: X})[0]
+    np.testing.assert_allclose(t[:, 0], reg.predict(X), atol=1e-12)
+    with pytest.raises(TypeError, match="fitted"):
+        to_onnx(MLPRegressor())
