@@ -222,14 +222,20 @@ def sweep_figures(summary, outdir):
               ("last_probe_accuracy", "linear-probe accuracy, last hidden layer"),
               ("saturated_or_dead", "saturated (bounded) / dead (rectified, gated) fraction"))
     fig, axes = new_figure(ncols=2, nrows=2, size=(5.5, 4))
+    # a label is an activation, or "activation optimizer@lr": colour by activation, line
+    # style by optimiser setting
+    settings = sorted({key.partition(" ")[2] for key in summary})
+    styles = ("o-", "s--", "^:", "d-.", "v-", "x--")
     for ax, (metric, title) in zip(axes.ravel(), panels):
         for act, per_depth in summary.items():
+            name, _, setting = act.partition(" ")
+            style = styles[settings.index(setting) % len(styles)]
             depths = sorted(per_depth, key=int)
             m = np.array([per_depth[d][metric]["mean"] for d in depths], dtype=float)
             s = np.array([per_depth[d][metric]["std"] for d in depths], dtype=float)
             x = np.array([int(d) for d in depths])
-            ax.plot(x, m, "o-", color=COLORS.get(act), label=act)
-            ax.fill_between(x, m - s, m + s, color=COLORS.get(act), alpha=0.15)
+            ax.plot(x, m, style, color=COLORS.get(name), label=act)
+            ax.fill_between(x, m - s, m + s, color=COLORS.get(name), alpha=0.15)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("hidden layers")
     axes[0, 0].legend()

@@ -27,7 +27,8 @@ import numpy as np
 
 from . import activations as registry
 from ._cli_args import parse_range, plots_unavailable, write_json
-from .article.protocol import PROTOCOL, gain, legacy_weights, load_data, protocol_streams
+from .article.protocol import (OPTIMIZERS, PROTOCOL, gain, legacy_weights, load_data,
+                               make_optimizer, parse_optimizers, protocol_streams)
 from .mlp import MLP
 
 DEFAULTS = {"depths": "1-8", "width": 8, "activations": "sigmoid,relu,tanh,leaky_relu",
@@ -84,8 +85,9 @@ def _layer_summary(geometry, activation):
 
 
 def train_one(activation, depth, seed, width, data, perms, epochs, lr, batch_size, probe,
-              backend="numba"):
-    """Train and measure one net; returns a JSON-ready dict (metrics None if it diverged)."""
+              backend="numba", optimizer="sgd"):
+    """Train and measure one net (``optimizer``: one of the protocol's ``OPTIMIZERS``, at
+    rate lr); returns a JSON-ready dict (metrics None if it diverged)."""
     import numba
 
     from .geometry import diagnose
@@ -97,10 +99,11 @@ def train_one(activation, depth, seed, width, data, perms, epochs, lr, batch_siz
     weights, biases = legacy_weights(np.random.RandomState(seed), sizes, gain(activation))
     net = MLP.from_params(weights, biases, activation=activation, backend=backend)
     out = {"activation": activation, "depth": depth, "seed": seed, "sizes": list(sizes),
-           "diverged": False}
+           "optimizer": optimizer, "lr": lr, "diverged": False}
     t = time.perf_counter()
     try:
-        history = net.fit(Xtr, ytr, epochs, lr, batch_size=batch_size, permutations=perms)
+        history = net.fit(Xtr, ytr, epochs, optimizer=make_optimizer(optimizer, lr),
+                          batch_size=batch_size, permutations=perms)
     except FloatingPointError as exc:
         out.update(diverged=True, error=str(exc), fit_seconds=time.perf_counter() - t,
                    **{m: None for m in METRICS})
@@ -120,12 +123,21 @@ def permutations_for(seed, sizes, epochs, n):
     return protocol_streams(seed, sizes, epochs, n, activations=())[1]
 
 
+def label(activation, optimizer, lr, configs):
+    """A run's column in the tables: its activation, and its optimiser and rate when the
+    sweep has more than one."""
+    return activation if len(configs) == 1 else f"{activation} {optimizer}@{lr:g}"
+
+
 def run_sweep(depths, activations, seeds, width=8, epochs=None, lr=None, batch_size=None,
-              data_seed=None, workers=None, probe=True, progress=None, backend="numba"):
-    """Train every (activation, depth, seed); returns the list of per-run dicts, in grid
-    order. ``progress``: a ProgressBar (or None)."""
+              data_seed=None, workers=None, probe=True, progress=None, backend="numba",
+              optimizers=None):
+    """Train every (optimizer config, activation, depth, seed); returns the list of
+    per-run dicts, in grid order, each with its table ``label``. ``optimizers``: [(name,
+    rate)] (default: the article's SGD at lr); ``progress``: a ProgressBar (or None)."""
     epochs = PROTOCOL["epochs"] if epochs is None else epochs
     lr = PROTOCOL["lr"] if lr is None else lr
+    configs = [("sgd", lr)] if optimizers is None else list(optimizers)
     batch_size = PROTOCOL["batch_size"] if batch_size is None else batch_size
     data_seed = PROTOCOL["data_seed"] if data_seed is None else data_seed
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
@@ -133,29 +145,32 @@ def run_sweep(depths, activations, seeds, width=8, epochs=None, lr=None, batch_s
     n = data[0].shape[0]
     perms = {(d, s): permutations_for(s, (2,) + (width,) * d + (1,), epochs, n)
              for d in depths for s in seeds}
-    jobs = [(a, d, s) for a in activations for d in depths for s in seeds]
+    jobs = [(a, d, s, c) for c in configs for a in activations for d in depths for s in seeds]
     # costliest first (deepest; tanh and sigmoid call libm per unit), so that the long
     # jobs do not straggle at the end
     weight = {"tanh": 3.0, "sigmoid": 2.0}
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1] * weight.get(jobs[i][0], 1.0))
-    args = (width, data)
-    tail = (epochs, lr, batch_size, probe, backend)
+    def job(i):
+        a, d, s, (name, rate) = jobs[i]
+        out = train_one(a, d, s, width, data, perms[(d, s)], epochs, rate, batch_size, probe,
+                        backend, name)
+        out["label"] = label(a, name, rate, configs)
+        return out
+
     if backend == "numba" and jobs:  # compile / load the kernels once, before the threads
-        a, d, s = jobs[order[-1]]
-        train_one(a, d, s, width, data, perms[(d, s)][:1], 1, lr, batch_size, False, backend)
+        for name in {c[0] for c in configs}:  # each update rule is its own branch
+            a, d, s, _ = jobs[order[-1]]
+            train_one(a, d, s, width, data, perms[(d, s)][:1], 1, OPTIMIZERS[name], batch_size,
+                      False, backend, name)
     results = [None] * len(jobs)
     if workers <= 1:
         for i in order:
-            a, d, s = jobs[i]
-            results[i] = train_one(a, d, s, *args, perms[(d, s)], *tail)
+            results[i] = job(i)
             if progress:
                 progress.update()
         return results
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {}
-        for i in order:
-            a, d, s = jobs[i]
-            futures[pool.submit(train_one, a, d, s, *args, perms[(d, s)], *tail)] = i
+        futures = {pool.submit(job, i): i for i in order}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             if progress:
@@ -168,7 +183,8 @@ def summarize(results):
     std is the population std; diverged runs are counted and left out of the means."""
     out = {}
     for r in results:
-        out.setdefault(r["activation"], {}).setdefault(str(r["depth"]), []).append(r)
+        out.setdefault(r.get("label", r["activation"]), {}).setdefault(
+            str(r["depth"]), []).append(r)
     summary = {}
     for act, per_depth in out.items():
         summary[act] = {}
@@ -196,9 +212,10 @@ def format_tables(summary, activations, depths):
         "last_a_std": "std of the last hidden layer's activations",
     }
     lines = []
+    w = max([20] + [len(a) + 2 for a in activations])
     for m in METRICS:
         lines.append(f"{titles[m]}: mean +- std over seeds")
-        lines.append(f"{'depth':>5}" + "".join(f"{a:>20}" for a in activations))
+        lines.append(f"{'depth':>5}" + "".join(f"{a:>{w}}" for a in activations))
         for d in depths:
             row = f"{d:>5}"
             for a in activations:
@@ -206,7 +223,7 @@ def format_tables(summary, activations, depths):
                 text = "diverged" if c["mean"] is None else f"{c['mean']:.3f} +- {c['std']:.3f}"
                 if c["diverged"] and c["mean"] is not None:
                     text += f" ({c['diverged']}x div)"
-                row += f"{text:>20}"
+                row += f"{text:>{w}}"
             lines.append(row)
         lines.append("")
     return "\n".join(lines).rstrip()
@@ -227,7 +244,12 @@ def add_parser(sub):
     p.add_argument("--seeds", default=DEFAULTS["seeds"], metavar="RANGE",
                    help="net seeds (default %(default)s)")
     p.add_argument("--epochs", type=int, default=PROTOCOL["epochs"])
-    p.add_argument("--lr", type=float, default=PROTOCOL["lr"])
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of every optimizer given without @rate (default: "
+                        "0.05 for sgd and momentum, 0.001 for adam)")
+    p.add_argument("--optimizers", default="sgd", metavar="LIST",
+                   help="comma-separated name[@lr] of " + ", ".join(OPTIMIZERS) +
+                        ", e.g. sgd,adam@0.001,adam@0.01 (default: the article's sgd)")
     p.add_argument("--batch-size", type=int, default=PROTOCOL["batch_size"])
     p.add_argument("--data-seed", type=int, default=PROTOCOL["data_seed"])
     p.add_argument("--workers", type=int, default=None,
@@ -257,28 +279,32 @@ def run(args):
             raise ValueError("--workers must be >= 1")
         if not activations:
             raise ValueError("no activations given")
+        configs = parse_optimizers(args.optimizers, args.lr)
     except ValueError as exc:
         print(f"fastgeo sweep: {exc}", file=sys.stderr)
         return 2
     if args.plots and plots_unavailable("fastgeo sweep"):
         return 2
     workers = min(2, os.cpu_count() or 1) if args.workers is None else args.workers
-    total = len(depths) * len(activations) * len(seeds)
+    total = len(depths) * len(activations) * len(seeds) * len(configs)
+    recipe = ", ".join(f"{n} at lr {r:g}" for n, r in configs)
     print(f"fastgeo sweep: {total} nets (depths {args.depths}, width {args.width}, "
-          f"{', '.join(activations)}, seeds {args.seeds}), {args.epochs} epochs of SGD "
-          f"(lr {args.lr}, batch {args.batch_size}) on two-moons 300/100, "
+          f"{', '.join(activations)}, seeds {args.seeds}), {args.epochs} epochs of "
+          f"{recipe} (batch {args.batch_size}) on two-moons 300/100, "
           f"{workers} worker thread{'s' if workers > 1 else ''}, {args.backend} backend")
     sys.stdout.flush()
     bar = ProgressBar(total, enabled=not args.no_progress)
-    results = run_sweep(depths, activations, seeds, args.width, args.epochs, args.lr,
+    results = run_sweep(depths, activations, seeds, args.width, args.epochs, None,
                         args.batch_size, args.data_seed, workers, not args.no_probe, bar,
-                        args.backend)
+                        args.backend, configs)
     summary = summarize(results)
-    print(format_tables(summary, activations, depths))
+    labels = [label(a, n, r, configs) for n, r in configs for a in activations]
+    print(format_tables(summary, labels, depths))
     if args.json:
         write_json(args.json, {"summary": summary, "runs": results, "config": {
             "depths": depths, "width": args.width, "activations": activations,
-            "seeds": seeds, "epochs": args.epochs, "lr": args.lr,
+            "seeds": seeds, "epochs": args.epochs,
+            "optimizers": [{"name": n, "lr": r} for n, r in configs],
             "batch_size": args.batch_size, "data_seed": args.data_seed,
             "backend": args.backend, "workers": workers}})
     if args.plots:

@@ -245,3 +245,18 @@ def test_plots_without_matplotlib(monkeypatch, capsys):
         plots.require_matplotlib()
     assert cli.main(["reproduce", "--epochs", "2", "--plots", "nowhere"]) == 2
     assert "pip install" in capsys.readouterr().err
+
+
+def test_reproduce_with_another_optimizer(tmp_path, capsys):
+    """--optimizer adam trains the same nets on the same data and orders with Adam, and
+    says the article's numbers are not expected to match."""
+    path = tmp_path / "adam.json"
+    assert cli.main(["reproduce", "--optimizer", "adam", "--lr", "0.01", "--epochs", "5",
+                     "--no-geometry", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "adam at lr 0.01" in out and "not expected to match" in out
+    res = json.loads(path.read_text())
+    assert res["protocol"]["optimizer"] == "adam" and res["protocol"]["lr"] == 0.01
+    sgd, _, _ = ex.run_protocol(epochs=5, geometry=False)
+    assert res["sigmoid"]["final_loss"] != sgd["sigmoid"]["final_loss"]
+    assert cli.main(["reproduce", "--optimizer", "adam", "--lr", "-1"]) == 2

@@ -98,7 +98,38 @@ def test_cli_json_and_plot(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--depths", "0-2"], ["--activations", "swish"],
-                                  ["--width", "0"], ["--seeds", "x"], ["--workers", "0"]])
+                                  ["--width", "0"], ["--seeds", "x"], ["--workers", "0"],
+                                  ["--optimizers", "rmsprop"], ["--optimizers", "adam@-1"],
+                                  ["--optimizers", ","]])
 def test_bad_arguments_exit_2(argv, capsys):
     assert cli.main(["sweep", *argv]) == 2
     assert "fastgeo sweep" in capsys.readouterr().err
+
+
+def test_optimizers_axis(tmp_path, capsys):
+    """--optimizers: one column per activation x optimiser setting; the sgd column is the
+    article's recipe (the same runs as a plain sweep), the others train differently."""
+    path = tmp_path / "opt.json"
+    assert cli.main(["sweep", "--depths", "1", "--seeds", "0-1", "--epochs", "5",
+                     "--activations", "sigmoid,relu", "--optimizers", "sgd,adam@0.01,momentum",
+                     "--no-probe", "--no-progress", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sigmoid adam@0.01" in out and "relu momentum@0.05" in out
+    res = json.loads(path.read_text())
+    assert [c["name"] for c in res["config"]["optimizers"]] == ["sgd", "adam", "momentum"]
+    assert len(res["runs"]) == 12
+    plain = sw.run_sweep([1], ["sigmoid", "relu"], [0, 1], epochs=5, workers=1, probe=False)
+    by_label = {(r["label"], r["seed"]): r for r in res["runs"]}
+    for r in plain:
+        assert by_label[(r["activation"] + " sgd@0.05", r["seed"])]["final_loss"] == \
+            r["final_loss"]
+        assert by_label[(r["activation"] + " adam@0.01", r["seed"])]["final_loss"] != \
+            r["final_loss"]
+
+
+def test_parse_optimizers():
+    assert ex.parse_optimizers("sgd,adam@0.01,momentum") == [
+        ("sgd", 0.05), ("adam", 0.01), ("momentum", 0.05)]
+    assert ex.parse_optimizers("adam", lr=0.003) == [("adam", 0.003)]
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        ex.parse_optimizers("lbfgs")

@@ -18,11 +18,14 @@ from .protocol import (
     ACTIVATIONS,
     ARTICLE,
     GAINS,
+    OPTIMIZERS,
     PROTOCOL,
     TRACE_KEYS,
     far_points,
     legacy_weights,
     load_data,
+    make_optimizer,
+    parse_optimizers,
     protocol_streams,
     run_protocol,
     signal_trace,
@@ -31,8 +34,9 @@ from .protocol import (
 from .report import article_rows, format_geometry, format_report, format_summary, summarize
 
 __all__ = [
-    "ACTIVATIONS", "ARTICLE", "GAINS", "PROTOCOL", "TRACE_KEYS", "NotebookMLP",
+    "ACTIVATIONS", "ARTICLE", "GAINS", "OPTIMIZERS", "PROTOCOL", "TRACE_KEYS", "NotebookMLP",
     "article_rows", "far_points", "format_geometry", "format_report", "format_summary",
-    "legacy_weights", "load_data", "notebook_data", "protocol_streams", "run_notebook",
+    "legacy_weights", "load_data", "make_optimizer", "notebook_data", "parse_optimizers",
+    "protocol_streams", "run_notebook",
     "run_protocol", "signal_trace", "summarize", "train_nets",
 ]
