@@ -601,6 +601,26 @@ def _sample_weight(SW, order, gather, r0, t):
     return SW[order[r0 + t]] if gather else SW[r0 + t]
 
 
+@kernel(internal=True, inline="always")
+def _sigmoid_error_row(tile, rz, re, ry, stop, sc, start=0):
+    """BCE of sigmoid(z) and its error (p - y) sc at the logits in tile row rz, columns
+    [start, stop), into row re; returns the BCE summed (see ``_output_error``)."""
+    zero = tile.dtype.type(0.0)
+    one = tile.dtype.type(1.0)
+    row_total = zero
+    for t in range(start, stop):
+        z = tile[rz, t]
+        e = exp_neg(-abs(z))
+        inv = one / (one + e)
+        ei = e * inv
+        pos = z >= zero
+        y1 = tile[ry, t] == one
+        s = -z if y1 else z
+        row_total += (s if s > zero else zero) + log1p_unit(e)  # noqa: FURB136
+        tile[re, t] = (-(ei if pos else inv) if y1 else (inv if pos else ei)) * sc
+    return row_total
+
+
 @kernel(internal=True)
 def _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order, gather, r0):
     """From the logits z at tile[r_z + j]: the error of the head's loss at z, (p - y) w
@@ -616,22 +636,14 @@ def _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order, ga
     sc = tile.dtype.type(scale)
     total = 0.0
     if head == HEAD_SIGMOID:
-        one = tile.dtype.type(1.0)
         for j in range(k):
-            row_total = zero
-            for t in range(m):
-                w = _sample_weight(SW, order, gather, r0, t)
-                z = tile[r_z + j, t]
-                e = exp_neg(-abs(z))
-                inv = one / (one + e)
-                ei = e * inv
-                pos = z >= zero
-                y1 = tile[r_y + j, t] == one
-                s = -z if y1 else z
-                row_total += w * ((s if s > zero else zero) + log1p_unit(e))  # noqa: FURB136
-                tile[r_err + j, t] = (-(ei if pos else inv) if y1 else (inv if pos else ei)) * (
-                    sc * w)
-            total += row_total
+            if SW.shape[0] == 0:  # its own loop: it vectorizes
+                total += _sigmoid_error_row(tile, r_z + j, r_err + j, r_y + j, m, sc)
+            else:
+                for t in range(m):
+                    w = _sample_weight(SW, order, gather, r0, t)
+                    total += w * _sigmoid_error_row(tile, r_z + j, r_err + j, r_y + j, t + 1,
+                                                    sc * w, t)
     elif head == HEAD_SOFTMAX:
         for t in range(m):
             w = _sample_weight(SW, order, gather, r0, t)

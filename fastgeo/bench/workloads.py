@@ -20,11 +20,13 @@ import numpy as np
 from ..article import protocol
 from ..layout import Layout
 
-#: Net A, B, C of the performance issue
+#: Net A, B, C of the performance issue; D: scikit-learn's digits (64 features, 10
+#: classes) with a softmax head
 NETS = {
     "A": (2, 8, 8, 1),
     "B": (2, 64, 64, 1),
     "C": (32, 512, 512, 1),
+    "D": (64, 64, 64, 10),
 }
 
 #: The hidden activations timed by default and in asv (any registry name can be asked for)
@@ -125,13 +127,21 @@ class Target:
 @dataclass(frozen=True)
 class Workload:
     key: str  # e.g. "A-fwd-256"
-    net: str  # "A" | "B" | "C" | "article"
+    net: str  # "A" | "B" | "C" | "D" | "article"
     phase: str  # forward | step | fit | article
     batch: int  # rows per call; for fit the training-set size
     epochs: int = 1
     lr: float = 0.1
     targets: tuple = field(default=())
     title: str = ""
+    optimizer: str = "sgd"  # fit: "sgd" (plain) or "adam" (scikit-learn's form)
+    head: str = "sigmoid"  # the output head (fastgeo.heads)
+    batch_size: int = None  # fit: mini-batch size, in order (None: the whole set)
+
+    @property
+    def training(self):
+        """The keyword arguments an implementation's fit takes beyond the plain SGD ones."""
+        return {"optimizer": self.optimizer, "head": self.head, "batch_size": self.batch_size}
 
     @property
     def sizes(self):
@@ -177,6 +187,15 @@ WORKLOADS = {
         Workload("B-step-4096", "B", "step", 4096, targets=(Target("best", 1.5),)),
         Workload("C-fwd-4096", "C", "forward", 4096, targets=(Target("best", 1.0),)),
         Workload("C-step-4096", "C", "step", 4096, targets=(Target("best", 1.0),)),
+        Workload("A-fit-adam", "A", "fit", 1000, epochs=2000, lr=0.01, optimizer="adam",
+                 targets=(Target("jax", 5), Target("torch", 30), Target("sklearn", 10)),
+                 title="A fit moons 1000x2000ep, Adam"),
+        # scikit-learn's digits, 64-64-64-10 softmax: a real multi-class workload
+        Workload("D-fwd", "D", "forward", 1797, head="softmax",
+                 targets=(Target("best", 1.0),), title="digits forward 1797, softmax"),
+        Workload("D-fit", "D", "fit", 1797, epochs=50, lr=0.001, optimizer="adam",
+                 head="softmax", batch_size=200, targets=(Target("best", 1.0),),
+                 title="digits fit 50ep, Adam, batch 200"),
         Workload("article", "article", "article", protocol.n_train(),
                  epochs=protocol.PROTOCOL["epochs"], lr=protocol.PROTOCOL["lr"],
                  targets=(Target("numpy", 20),),
@@ -191,8 +210,18 @@ COMPILE_TARGETS = {"cold": Target("seconds", 5.0), "cached": Target("seconds", 0
 CHECK_EPOCHS = 20
 
 
+def digits(dtype=DTYPE):
+    """scikit-learn's digits: X (1797, 64) scaled to [0, 1], Y one-hot (1797, 10)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(dtype), np.eye(10, dtype=dtype)[y]
+
+
 def data(workload):
-    """(X, Y) for a forward/step/fit workload, Y as an (n, 1) column."""
+    """(X, Y) for a forward/step/fit workload, Y as an (n, outputs) array."""
+    if workload.net == "D":
+        return digits()
     if workload.phase == "fit":
         X, y = moons(workload.batch, DTYPE)
         return X, y.reshape(-1, 1)

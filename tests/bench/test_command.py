@@ -201,9 +201,11 @@ def test_render_marks_failed_checks_and_missed_targets():
     assert ">=2x best: MISS" in text and "FMA limit, float32 GFLOP/s: 20.0 = 1 x one core's 20.0" in text
 
 
-def test_targets_follow_issue_11():
+def test_targets_follow_issues_11_and_13():
     targets = {k: [t.text() for t in w.targets] for k, w in wl.WORKLOADS.items()}
     assert targets == {
+        "A-fit-adam": [">=5x jax", ">=30x torch", ">=10x sklearn"],
+        "D-fwd": [">=1x best"], "D-fit": [">=1x best"],
         "A-fit": [">=5x jax", ">=30x torch", ">=10x numpy", ">=30% FMA limit (relu)"],
         "A-fwd-1": [">=3x best"], "A-fwd-256": [">=2x best"], "A-fwd-65536": [">=3x best"],
         "A-step-4096": [">=3x best"], "B-fwd-4096": [">=1.5x best"],
@@ -212,6 +214,11 @@ def test_targets_follow_issue_11():
     assert {k: t.text() for k, t in wl.COMPILE_TARGETS.items()} == {
         "cold": "<=5s", "cached": "<=0.3s"}
     assert wl.WORKLOADS["A-fwd-1"].batch == 1 and wl.WORKLOADS["A-fwd-1"].sizes == (2, 8, 8, 1)
+    digits = wl.WORKLOADS["D-fit"]
+    assert (digits.sizes, digits.head, digits.optimizer, digits.batch_size) == (
+        (64, 64, 64, 10), "softmax", "adam", 200)
+    X, Y = wl.data(digits)
+    assert X.shape == (1797, 64) and Y.shape == (1797, 10) and (Y.sum(axis=1) == 1).all()
 
 
 def test_chart_draws_every_row_and_reads_old_targets(tmp_path):
