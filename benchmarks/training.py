@@ -1,5 +1,8 @@
-"""Training: one SGD step, the fused whole-fit kernel on two-moons, the article protocol's
-800-epoch run (time, final loss, test error) and the peak memory of a large-batch fit."""
+"""Training: one SGD step, the fused whole-fit kernel on two-moons (plain SGD and Adam),
+the article protocol's 800-epoch run (time, final loss, test error), the peak memory of a
+large-batch fit, and scikit-learn's digits on a softmax net."""
+
+import numpy as np
 
 import fastgeo
 
@@ -170,3 +173,91 @@ class FitMemory(Suite):
 
     def peakmem_fit(self, backend):
         self.net.fit(self.X, self.y, self.epochs, self.lr)
+
+
+def _training_v2():
+    """``fastgeo.optimizers``, or NotImplementedError (asv: skipped) on commits before it."""
+    try:
+        from fastgeo import optimizers
+    except ImportError:
+        raise NotImplementedError("fastgeo before Training v2 (no optimizers)") from None
+    return optimizers
+
+
+class AdamFit(Suite):
+    """``net.fit`` with scikit-learn's Adam (lr 0.01) on two-moons: 1000 samples, 2000
+    full-batch epochs, 2-8-8-1, float32 (``fastgeo bench``'s A-fit-adam row)."""
+
+    params = [ACTIVATIONS, BACKENDS]
+    param_names = ["activation", "backend"]
+    n, epochs, lr = 1000, 2000, 0.01
+    repeat = (1, 5, 5.0)  # numpy: 1-3 s a call
+
+    def build(self, activation, backend):
+        optimizers = _training_v2()
+        net = fastgeo.MLP((2, 8, 8, 1), activation, seed=0, dtype="float32", backend=backend)
+        X, y = moons(self.n, "float32")
+        net.fit(X, y, 1, optimizer=optimizers.Adam(self.lr))
+        return {"net": net, "X": X, "y": y, "p0": start_weights(net),
+                "optimizers": optimizers}
+
+    def reset(self):
+        restore(self.net, self.p0)
+
+    def _fit(self):
+        self.net.fit(self.X, self.y, self.epochs, optimizer=self.optimizers.Adam(self.lr))
+
+    def time_fit(self, activation, backend):
+        self._fit()
+
+    def track_ns_per_sample_epoch(self, activation, backend):
+        def fit():
+            self.reset()
+            self._fit()
+
+        return best_seconds(fit, min_calls=3, min_time=0) / (self.epochs * self.n) * 1e9
+
+    track_ns_per_sample_epoch.unit = "ns/sample/epoch"
+
+
+class Digits(Suite):
+    """scikit-learn's digits (1797 x 64, 10 classes) on a 64-64-64-10 softmax net, float32:
+    the forward pass of the whole set, and 10 epochs of Adam (lr 0.001, batch 200, in
+    order) with its final training loss (``fastgeo bench``'s D-fwd and D-fit rows)."""
+
+    params = [ACTIVATIONS, BACKENDS]
+    param_names = ["activation", "backend"]
+    epochs, lr, batch_size = 10, 0.001, 200
+
+    def build(self, activation, backend):
+        from sklearn.datasets import load_digits
+
+        optimizers = _training_v2()
+        X, labels = load_digits(return_X_y=True)
+        X = (X / 16.0).astype("float32")
+        Y = np.eye(10, dtype="float32")[labels]
+        net = fastgeo.MLP((64, 64, 64, 10), activation, seed=0, dtype="float32",
+                          backend=backend, head="softmax")
+        net.forward(X)
+        net.fit(X, Y, 1, optimizer=optimizers.Adam(self.lr), batch_size=self.batch_size)
+        return {"net": net, "X": X, "Y": Y, "p0": start_weights(net),
+                "optimizers": optimizers}
+
+    def reset(self):
+        restore(self.net, self.p0)
+
+    def _fit(self):
+        return self.net.fit(self.X, self.Y, self.epochs, batch_size=self.batch_size,
+                            optimizer=self.optimizers.Adam(self.lr))
+
+    def time_forward(self, activation, backend):
+        self.net.forward(self.X)
+
+    def time_fit(self, activation, backend):
+        self._fit()
+
+    def track_final_loss(self, activation, backend):
+        self.reset()
+        return float(self._fit()[-1])
+
+    track_final_loss.unit = "loss"

@@ -47,6 +47,8 @@ SUBSET = {
     "FitMemory": ([("numba",), ("numpy",)], {"n": 512}),
     "Threads": ([("relu", "train_step", 1), ("sigmoid", "fit", 2)], {}),
     "EveryActivation": ([(name,) for name in fastgeo.activations.ACTIVATIONS], {"batch": 64}),
+    "AdamFit": ([("sigmoid", "numba"), ("relu", "numpy")], {"n": 100, "epochs": 5}),
+    "Digits": ([("relu", "numba"), ("sigmoid", "numpy")], {"epochs": 2}),
     # timeraw_: the methods only return code; test_timeraw_code compiles and runs it.
     "ColdCompile": ([("forward",), ("fit",)], {}),
     "CachedLoad": ([("forward",), ("fit",)], {}),
