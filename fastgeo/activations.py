@@ -93,6 +93,14 @@ def silu(z):
     return z * sigmoid(z)
 
 
+def identity(z):
+    return z
+
+
+def identity_derivative(z, a):
+    return np.ones_like(z)
+
+
 def silu_derivative(z, a):
     s = sigmoid(z)
     return s * (1 + z * (1 - s))
@@ -140,7 +148,8 @@ class Activation:
     derivative: Callable  # f'(z) from z and a = f(z), NumPy
     default_init: str  # init used when MLP(init=None)
     gain: float  # article protocol: weights randn * sqrt(gain / fan_in)
-    kind: str  # "bounded" (saturated fraction), "rectified" or "gated" (dead fraction)
+    kind: str  # "bounded" (saturated fraction), "rectified" or "gated" (dead fraction),
+    #            "linear" (neither)
     onnx: Callable  # its ONNX nodes (see _onnx_op), opset 17
     torch: tuple  # (function, keyword arguments) in torch
     jax: tuple  # (function, keyword arguments) in jax
@@ -178,11 +187,15 @@ ACTIVATIONS = {
         Activation("silu", 5, silu, silu_derivative, "he", 2.0, "gated", _onnx_silu,
                    ("torch.nn.functional.silu", {}), ("jax.nn.silu", {}), None, "tab:brown",
                    derivative_needs_z=True),
+        # no activation: the net is linear (scikit-learn's "identity"), a baseline
+        Activation("identity", 6, identity, identity_derivative, "xavier", 1.0, "linear",
+                   _onnx_op("Identity"), ("torch.positive", {}), ("jax.numpy.positive", {}),
+                   "identity", "tab:gray"),
     )
 }
 
 #: The kinds ``Activation.kind`` takes
-KINDS = ("bounded", "rectified", "gated")
+KINDS = ("bounded", "rectified", "gated", "linear")
 
 
 def get(name):
@@ -432,7 +445,7 @@ def activate(code, z):
         return z * vmath.sigmoid(z * (GELU_A + GELU_B * (z * z)))
     if code == 5:
         return z * vmath.sigmoid(z)
-    if code == IDENTITY:
+    if code == IDENTITY or code == 6:
         return z
     return z * math.nan
 
@@ -458,6 +471,8 @@ def derivative_times(code, a, z, d):
     if code == 5:
         s = vmath.sigmoid(z)
         return d * (s * (1.0 + z * (1.0 - s)))
+    if code == 6:
+        return d
     return d * math.nan
 
 

@@ -13,7 +13,8 @@ a_l = post-activation, over the rows of X):
   sigmoid gate) activations, the fraction of UNITS with z <= 0 on every row of X (dead on
   this data: a ReLU unit passes no signal and gets no gradient there; a leaky one still
   passes 1%; a gated one passes at most |min f| and a small gradient).
-  ``inactive_fraction``: fraction of entries with z <= 0. None for bounded activations.
+  ``inactive_fraction``: fraction of entries with z <= 0. None for bounded activations
+  and for the linear one (identity), which neither saturates nor dies.
 * ``probe_accuracy``: linear-probe accuracy: a logistic regression (features
   standardized first, so the probe does not care about the layer's scale; L2, C = 1,
   the newton-cholesky solver: the same optimum as sklearn's default lbfgs, ten times
@@ -64,7 +65,7 @@ def saturated_fraction(a, activation):
 def dead_fraction(z, activation):
     """Fraction of units (columns) with z <= 0 on every row; None for activations that
     cannot die."""
-    if activations.get(activation).kind == "bounded":
+    if activations.get(activation).kind not in ("rectified", "gated"):
         return None
     z = np.asarray(z)
     return float(np.mean(np.all(z <= 0, axis=0)))
@@ -101,8 +102,8 @@ def layer_stats(z, a, activation):
         "a_range": [float(a.min()) + 0.0, float(a.max()) + 0.0],
         "saturated_fraction": saturated_fraction(a, activation),
         "dead_fraction": dead_fraction(z, activation),
-        "inactive_fraction": (None if activations.get(activation).kind == "bounded"
-                              else float(np.mean(z <= 0))),
+        "inactive_fraction": (float(np.mean(z <= 0)) if activations.get(activation).kind
+                              in ("rectified", "gated") else None),
         "effective_rank": effective_rank(a),
     }
 

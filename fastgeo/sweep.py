@@ -80,7 +80,8 @@ def _layer_summary(geometry, activation):
     last = layers[-1]
     key = ("saturated_fraction" if registry.get(activation).kind == "bounded"
            else "dead_fraction")
-    frac = float(np.mean([layer[key] for layer in layers]))
+    values = [layer[key] for layer in layers if layer[key] is not None]
+    frac = float(np.mean(values)) if values else None  # linear: neither
     return last["effective_rank"], last["probe_accuracy"], frac, last["a_std"]
 
 
@@ -220,7 +221,10 @@ def format_tables(summary, activations, depths):
             row = f"{d:>5}"
             for a in activations:
                 c = summary[a][str(d)][m]
-                text = "diverged" if c["mean"] is None else f"{c['mean']:.3f} +- {c['std']:.3f}"
+                if c["mean"] is not None:
+                    text = f"{c['mean']:.3f} +- {c['std']:.3f}"
+                else:  # every run diverged, or the metric does not apply (linear: no tails)
+                    text = "diverged" if c["diverged"] else "-"
                 if c["diverged"] and c["mean"] is not None:
                     text += f" ({c['diverged']}x div)"
                 row += f"{text:>{w}}"

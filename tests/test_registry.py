@@ -85,8 +85,8 @@ def test_geometry_reports_by_kind(name):
     kind = activations.get(name).kind
     for layer in out["layers"]:
         assert (layer["saturated_fraction"] is not None) == (kind == "bounded")
-        assert (layer["dead_fraction"] is not None) == (kind != "bounded")
-        assert (layer["inactive_fraction"] is not None) == (kind != "bounded")
+        assert (layer["dead_fraction"] is not None) == (kind in ("rectified", "gated"))
+        assert (layer["inactive_fraction"] is not None) == (kind in ("rectified", "gated"))
         assert 0 <= layer["probe_accuracy"] <= 1
 
 
@@ -132,7 +132,8 @@ def test_sweep_and_its_figures(name, tmp_path):
     from fastgeo import sweep
 
     results = sweep.run_sweep([1], [name], [0], epochs=3, workers=1, probe=False)
-    assert results[0]["activation"] == name and results[0]["saturated_or_dead"] is not None
+    assert results[0]["activation"] == name
+    assert (results[0]["saturated_or_dead"] is None) == (activations.get(name).kind == "linear")
     summary = sweep.summarize(results)
     assert name in sweep.format_tables(summary, [name], [1])
     pytest.importorskip("matplotlib")

@@ -26,7 +26,7 @@ EPOCHS = 16
 RTOL = 1e-7
 
 #: scikit-learn's activation names for fastgeo's
-SKLEARN_NAME = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
+SKLEARN_NAME = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu", "identity": "identity"}
 
 #: (solver, schedule, momentum, nesterov): every update rule and schedule
 OPTIMISERS = [
@@ -238,6 +238,7 @@ ESTIMATOR_SETTINGS = [
     {"solver": "sgd", "momentum": 0.0, "learning_rate_init": 0.1, "shuffle": False},
     {"solver": "adam", "alpha": 0.0, "batch_size": 7, "activation": "logistic"},
     {"solver": "adam", "early_stopping": True, "activation": "tanh", "alpha": 0.01},
+    {"solver": "sgd", "activation": "identity", "learning_rate_init": 0.01},
 ]
 
 
