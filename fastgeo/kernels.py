@@ -38,8 +38,8 @@ samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit.
 l's activations take pad4(n_l + 1) rows: n_l units, a row of ones (the bias input of the
 gradient) and zero rows; then each layer's error (pad4(n_l) rows, zero past n_l), then
 the labels, then each hidden layer's z (pad4(n_l) rows; written in training, and only
-for activations whose derivative needs z). A tile of m samples computes m rounded up to
-a strip of 3 vectors.
+for activations whose derivative needs z), then SCRATCH_ROWS rows of per-sample scratch
+(the softmax's). A tile of m samples computes m rounded up to a strip of 3 vectors.
 
 Dense blocks: 4 units x 3 vectors (12 accumulators in registers across the whole
 fan-in), weights broadcast from the panel, the input strip loaded once per step; the
@@ -266,11 +266,15 @@ def packed_size(sizes):
     return panels + sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:])) + 1
 
 
+#: Scratch rows at the end of a tile (the softmax head's per-sample max, sum, loss, weight)
+SCRATCH_ROWS = 4
+
+
 def tile_rows(sizes):
     """Rows of the tile buffer for a net of these sizes."""
     sizes = [int(s) for s in sizes]
     return (sum(-(-(s + 1) // 4) * 4 for s in sizes) + sum(-(-s // 4) * 4 for s in sizes[1:])
-            + sizes[-1] + sum(-(-s // 4) * 4 for s in sizes[1:-1]))
+            + sizes[-1] + sum(-(-s // 4) * 4 for s in sizes[1:-1]) + SCRATCH_ROWS)
 
 
 @kernel(internal=True)
@@ -645,23 +649,22 @@ def _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order, ga
                     total += w * _sigmoid_error_row(tile, r_z + j, r_err + j, r_y + j, t + 1,
                                                     sc * w, t)
     elif head == HEAD_SOFTMAX:
-        for t in range(m):
-            w = _sample_weight(SW, order, gather, r0, t)
-            top = tile[r_z, t]
-            for j in range(1, k):
-                top = max(top, tile[r_z + j, t])
-            s = 0.0
-            for j in range(k):
-                e = math.exp(tile[r_z + j, t] - top)
-                tile[r_err + j, t] = e
-                s += e
-            lse = top + math.log(s)
-            loss = 0.0
-            for j in range(k):
+        r_s = tile.shape[0] - SCRATCH_ROWS
+        _softmax_exp(tile, r_z, r_err, k, m, r_s)
+        one = tile.dtype.type(1.0)
+        for t in range(m):  # per sample: log-sum-exp, 1 / sum, its weight x scale
+            tile[r_s, t] = tile[r_s, t] + math.log(tile[r_s + 1, t])
+            tile[r_s + 1, t] = one / tile[r_s + 1, t]
+            tile[r_s + 2, t] = zero
+            tile[r_s + 3, t] = sc * _sample_weight(SW, order, gather, r0, t)
+        for j in range(k):  # row by row: these loops vectorize
+            for t in range(m):
                 y = tile[r_y + j, t]
-                loss += y * (lse - tile[r_z + j, t])
-                tile[r_err + j, t] = (tile[r_err + j, t] / s - y) * (sc * w)
-            total += w * loss
+                tile[r_s + 2, t] += y * (tile[r_s, t] - tile[r_z + j, t])
+                tile[r_err + j, t] = (tile[r_err + j, t] * tile[r_s + 1, t] - y) * tile[
+                    r_s + 3, t]
+        for t in range(m):
+            total += _sample_weight(SW, order, gather, r0, t) * tile[r_s + 2, t]
     else:
         half = tile.dtype.type(0.5)
         for j in range(k):
@@ -678,20 +681,38 @@ def _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order, ga
     return total
 
 
+@kernel(internal=True, inline="always")
+def _softmax_exp(tile, r_z, r_e, k, m, r_s):
+    """For each sample t < m: tile[r_s, t] = max_j z_j, tile[r_e + j, t] = exp(z_j - max)
+    and tile[r_s + 1, t] = their sum, z_j = tile[r_z + j, t] (r_e may be r_z). Row by
+    row, so that the loops over samples vectorize (``exp_neg``: exp of x <= 0)."""
+    for t in range(m):
+        tile[r_s, t] = tile[r_z, t]
+    for j in range(1, k):
+        for t in range(m):
+            z = tile[r_z + j, t]
+            tile[r_s, t] = z if z > tile[r_s, t] else tile[r_s, t]
+    for t in range(m):
+        tile[r_s + 1, t] = tile.dtype.type(0.0)
+    for j in range(k):
+        for t in range(m):
+            e = exp_neg(tile[r_z + j, t] - tile[r_s, t])
+            tile[r_e + j, t] = e
+            tile[r_s + 1, t] += e
+
+
 @kernel(internal=True)
 def _softmax_columns(tile, r, k, m):
-    """tile[r:r + k, t] = softmax of that column, for t < m."""
+    """tile[r:r + k, t] = softmax of that column, for t < m (scratch: the tile's last
+    rows)."""
+    r_s = tile.shape[0] - SCRATCH_ROWS
+    _softmax_exp(tile, r, r, k, m, r_s)
+    one = tile.dtype.type(1.0)
     for t in range(m):
-        top = tile[r, t]
-        for j in range(1, k):
-            top = max(top, tile[r + j, t])
-        s = 0.0
-        for j in range(k):
-            e = math.exp(tile[r + j, t] - top)
-            tile[r + j, t] = e
-            s += e
-        for j in range(k):
-            tile[r + j, t] = tile[r + j, t] / s
+        tile[r_s + 1, t] = one / tile[r_s + 1, t]
+    for j in range(k):
+        for t in range(m):
+            tile[r + j, t] = tile[r + j, t] * tile[r_s + 1, t]
 
 
 @kernel(internal=True)
