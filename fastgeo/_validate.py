@@ -117,9 +117,8 @@ def features(X, n_features, dt, name="X", finite=True):
     return np.ascontiguousarray(arr, dtype=dt)
 
 
-def labels(y, n_samples, n_outputs, dt, name="y"):
-    """y as a C-contiguous (n, n_outputs) 0/1 array of dtype dt; y may be (n,) when
-    n_outputs == 1."""
+def _target_array(y, n_samples, n_outputs, name):
+    """y as a numeric (n, n_outputs) array; y may be (n,) when n_outputs == 1."""
     arr = _numeric_array(name, y)
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr.reshape(-1, 1)
@@ -130,6 +129,13 @@ def labels(y, n_samples, n_outputs, dt, name="y"):
         )
     if arr.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
+    return arr
+
+
+def labels(y, n_samples, n_outputs, dt, name="y"):
+    """y as a C-contiguous (n, n_outputs) 0/1 array of dtype dt; y may be (n,) when
+    n_outputs == 1."""
+    arr = _target_array(y, n_samples, n_outputs, name)
     if not ((arr == 0) | (arr == 1)).all():  # np.isin, 6x faster on small arrays
         raise ValueError(f"{name} must contain only 0 and 1 labels")
     return np.ascontiguousarray(arr, dtype=dt)
@@ -140,17 +146,7 @@ def targets(y, n_samples, n_outputs, dt, head, name="y"):
     values (identity), as a C-contiguous (n, n_outputs) array of dtype dt."""
     if head == "sigmoid":
         return labels(y, n_samples, n_outputs, dt, name)
-    arr = _numeric_array(name, y)
-    if arr.ndim == 1 and n_outputs == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2 or arr.shape[1] != n_outputs:
-        raise ValueError(
-            f"{name} must have shape ({n_samples},) or ({n_samples}, {n_outputs}), "
-            f"got {arr.shape}" if n_outputs == 1 else
-            f"{name} must have shape ({n_samples}, {n_outputs}), got {arr.shape}")
-    if arr.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
-    arr = np.ascontiguousarray(arr, dtype=dt)
+    arr = np.ascontiguousarray(_target_array(y, n_samples, n_outputs, name), dtype=dt)
     if head == "softmax":
         if not (((arr == 0) | (arr == 1)).all() and (arr.sum(axis=1) == 1).all()):
             raise ValueError(f"{name} must be one-hot rows (one 1 per row, else 0) for the "

@@ -42,7 +42,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
                                       check_random_state, column_or_1d, validate_data)
 
 from . import _validate as check
-from . import activations, optimizers
+from . import activations, heads, optimizers
 from . import solver as stochastic
 from ._version import __version__
 from .mlp import MLP
@@ -215,7 +215,7 @@ class _BaseMLP(BaseEstimator):
                                           p["activation"], dt, rng)
             self.n_outputs_ = Y.shape[1]
             self.n_layers_ = len(p["hidden"]) + 2
-            self.out_activation_ = {"sigmoid": "logistic"}.get(self._head, self._head)
+            self.out_activation_ = heads.get(self._head).sklearn
             stochastic.start(self, self.early_stopping)
         elif (self.net_.sizes[0], self.net_.sizes[-1]) != (X.shape[1], Y.shape[1]):
             raise ValueError(f"the net has {self.net_.sizes[0]} inputs and "
