@@ -333,3 +333,17 @@ def test_warm_start_keeps_state_and_loss_curve(moons):
         clf.fit(X, y)
         clf.fit(X, y)
     assert clf.n_iter_ == 5 and len(clf.loss_curve_) == 10 and clf.t_ == 10 * len(X)
+
+
+def test_regressor_pipeline_and_grid_search():
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 3) * [1.0, 10.0, 0.1]
+    t = X[:, 0] - 0.1 * X[:, 1] + 5.0 * X[:, 2]
+    pipe = make_pipeline(StandardScaler(), MLPRegressor(random_state=0, max_iter=200,
+                                                        learning_rate_init=0.01))
+    grid = GridSearchCV(pipe, {"mlpregressor__hidden_layer_sizes": [(4,), (16,)],
+                               "mlpregressor__alpha": [1e-4, 1e-2]}, cv=3)
+    grid.fit(X, t)
+    assert len(grid.cv_results_["mean_test_score"]) == 4
+    assert grid.best_score_ > 0.9 and grid.score(X, t) > 0.9
+    assert fastgeo.MLPRegressor is MLPRegressor
