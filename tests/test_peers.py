@@ -135,3 +135,50 @@ def test_article_error_measures_against_the_articles_numbers():
     assert peers.article_error(exact) <= 1
     exact["sigmoid"]["test_accuracy"] = 0.80
     assert peers.article_error(exact) > 1
+
+
+# --- PyTorch as a second oracle of the training maths -------------------------------
+#
+# Where torch's formulation is scikit-learn's: SGD with (Nesterov) momentum at a constant
+# rate (torch's v <- mu v + g, p <- p - lr v is scikit-learn's v' = -lr v) and L2 as
+# weight decay on the weights only (torch adds wd p to the gradient: scikit-learn's
+# alpha / n). Its Adam puts epsilon elsewhere, so Adam is scikit-learn's oracle alone.
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "softmax", "identity"])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_torch_momentum_sgd_is_fastgeos(head, nesterov):
+    torch = pytest.importorskip("torch")
+    from fastgeo import MLP, optimizers
+
+    rng = np.random.RandomState(0)
+    n, k, batch, epochs, lr, mu, alpha = 60, 3, 15, 15, 0.05, 0.9, 0.03
+    X = rng.randn(n, 4)
+    Y = {"sigmoid": (rng.rand(n, k) > 0.5).astype(float),
+         "softmax": np.eye(k)[rng.randint(0, k, n)], "identity": rng.randn(n, k)}[head]
+    net = MLP((4, 7, k), "tanh", seed=1, head=head, backend="numba")
+    W0, b0 = [W.copy() for W in net.weights], [b.copy() for b in net.biases]
+    net.fit(X, Y, epochs, batch_size=batch, alpha=alpha,
+            optimizer=optimizers.SGD(lr, momentum=mu, nesterov=nesterov))
+
+    Ws = [torch.tensor(W, requires_grad=True) for W in W0]
+    bs = [torch.tensor(b, requires_grad=True) for b in b0]
+    opt = torch.optim.SGD([{"params": Ws, "weight_decay": alpha / batch},
+                           {"params": bs, "weight_decay": 0.0}],
+                          lr=lr, momentum=mu, nesterov=nesterov)
+    Xt, Yt = torch.tensor(X), torch.tensor(Y)
+    for _ in range(epochs):
+        for s in range(0, n, batch):
+            x, y = Xt[s:s + batch], Yt[s:s + batch]
+            z = torch.tanh(x @ Ws[0] + bs[0]) @ Ws[1] + bs[1]
+            if head == "sigmoid":
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+            elif head == "softmax":
+                loss = torch.nn.functional.cross_entropy(z, y)
+            else:
+                loss = 0.5 * ((z - y) ** 2).sum() / len(y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for ours, theirs in zip(net.weights + net.biases, Ws + bs):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
