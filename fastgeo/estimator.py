@@ -38,8 +38,13 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle as sklearn_shuffle
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
-                                      check_random_state, column_or_1d, validate_data)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+    column_or_1d,
+    validate_data,
+)
 
 from . import _validate as check
 from . import activations, heads, optimizers

@@ -691,7 +691,7 @@ def _softmax_exp(tile, r_z, r_e, k, m, r_s):
     for j in range(1, k):
         for t in range(m):
             z = tile[r_z + j, t]
-            tile[r_s, t] = z if z > tile[r_s, t] else tile[r_s, t]
+            tile[r_s, t] = z if z > tile[r_s, t] else tile[r_s, t]  # noqa: FURB136
     for t in range(m):
         tile[r_s + 1, t] = tile.dtype.type(0.0)
     for j in range(k):

@@ -73,7 +73,7 @@ class Optimizer:
                 f"sizes {layout.sizes} ({dtype})")
         self.layout = layout
         self.state = np.zeros((self.n_buffers, layout.n_params), dtype=dtype)
-        self._views = [sum(layout.views(buffer), []) for buffer in self.state]
+        self._views = [[*Ws, *bs] for Ws, bs in map(layout.views, self.state)]
 
     def reset(self):
         """Forget the state: the next ``start`` begins from zero, at learning_rate_init."""

@@ -48,8 +48,9 @@ def sigmoid(z):
 
 
 def bce_from_logits(z, y):
-    """Mean binary cross-entropy of sigmoid(z) against y, stable for any finite z."""
-    return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+    """Mean binary cross-entropy of sigmoid(z) against y, stable for any finite z: the
+    sigmoid head's loss, max(z, 0) - z y + log(1 + exp(-|z|)) averaged."""
+    return heads.get("sigmoid").loss(z, y)
 
 
 def forward(weights, biases, X, activation="relu", head="sigmoid"):
@@ -179,6 +180,13 @@ def train_epoch(weights, biases, X, Y, order, batch_size, step, activation="relu
     return losses, penalties, sizes
 
 
+def reported_loss(head, losses, penalties, sizes, n_outputs):
+    """An epoch's loss as scikit-learn reports it (``loss_curve_``), from ``train_epoch``'s
+    batches: their losses (``Head.sklearn_loss``) plus penalties, weighted by batch size."""
+    batch = heads.get(head).sklearn_loss(np.asarray(losses), n_outputs) + penalties
+    return np.dot(batch, sizes) / np.sum(sizes)
+
+
 def fit(weights, biases, X, Y, epochs, lr, activation="relu", batch_size=None,
         shuffle_seed=None, permutations=None):
     """Mini-batch SGD, in place. Returns the epoch losses, each the mean of the mini-batch
@@ -222,8 +230,7 @@ def train(weights, biases, X, Y, epochs, optimizer, activation="relu", head="sig
                                                 optimizer.step, activation, head.name, alpha,
                                                 sample_weight)
         history[epoch] = np.mean(np.add(losses, penalties))
-        reported[epoch] = np.dot(head.sklearn_loss(np.asarray(losses), Y.shape[1])
-                                 + penalties, sizes_) / n
+        reported[epoch] = reported_loss(head, losses, penalties, sizes_, Y.shape[1])
         optimizer.epoch_ends(optimizer.samples_seen + n)
         finite = all(np.isfinite(p).all() for p in weights + biases)
         if not (np.isfinite(history[epoch]) and finite):

@@ -17,7 +17,7 @@ holds it for the NumPy reference loop.
 
 import numpy as np
 
-from . import heads, reference
+from . import reference
 
 
 def start(state, early_stopping):
@@ -93,8 +93,7 @@ class StochasticSolver:
         losses, penalties, sizes = reference.train_epoch(
             weights, biases, X, Y, order, batch_size, self.optimizer.step, activation, head,
             alpha, sample_weight)
-        reported = heads.get(head).sklearn_loss(np.asarray(losses), Y.shape[1]) + penalties
-        loss = np.dot(reported, sizes) / X.shape[0]
+        loss = reference.reported_loss(head, losses, penalties, sizes, Y.shape[1])
         self.record(loss, X.shape[0])
         return loss
 

@@ -27,8 +27,16 @@ import numpy as np
 
 from . import activations as registry
 from ._cli_args import parse_range, plots_unavailable, write_json
-from .article.protocol import (OPTIMIZERS, PROTOCOL, gain, legacy_weights, load_data,
-                               make_optimizer, parse_optimizers, protocol_streams)
+from .article.protocol import (
+    OPTIMIZERS,
+    PROTOCOL,
+    gain,
+    legacy_weights,
+    load_data,
+    make_optimizer,
+    parse_optimizers,
+    protocol_streams,
+)
 from .mlp import MLP
 
 DEFAULTS = {"depths": "1-8", "width": 8, "activations": "sigmoid,relu,tanh,leaky_relu",

@@ -331,6 +331,7 @@ def test_warm_start_keeps_state_and_loss_curve(moons):
     clf = MLPClassifier((8,), warm_start=True, max_iter=5, random_state=0)
     with pytest.warns(ConvergenceWarning):
         clf.fit(X, y)
+    with pytest.warns(ConvergenceWarning):
         clf.fit(X, y)
     assert clf.n_iter_ == 5 and len(clf.loss_curve_) == 10 and clf.t_ == 10 * len(X)
 

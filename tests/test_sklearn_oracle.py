@@ -225,8 +225,8 @@ def test_unknown_head_and_solver_are_named():
 # shuffles from the random state exactly as scikit-learn does, so no weights need to be
 # set: the same parameters and random_state give the same trajectory.
 
-from fastgeo.estimator import MLPClassifier as FastClassifier  # noqa: E402
-from fastgeo.estimator import MLPRegressor as FastRegressor  # noqa: E402
+from fastgeo.estimator import MLPClassifier as FastClassifier
+from fastgeo.estimator import MLPRegressor as FastRegressor
 
 ESTIMATOR_SETTINGS = [
     {"solver": "adam"},

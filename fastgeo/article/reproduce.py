@@ -77,7 +77,7 @@ def run(args):
     except (TypeError, ValueError) as exc:
         print(f"fastgeo reproduce: --lr: {exc}", file=sys.stderr)
         return 2
-    training = dict(optimizer=args.optimizer, lr=args.lr)
+    training = {"optimizer": args.optimizer, "lr": args.lr}
     recipe = ("" if args.optimizer == "sgd" and lr == PROTOCOL["lr"] else
               f"; trained with {args.optimizer} at lr {lr:g} instead of the article's SGD at "
               f"lr {PROTOCOL['lr']}: the article's numbers are not expected to match")

@@ -46,13 +46,6 @@ def _TorchActivation(activation):
     return Activation()
 
 
-def _reference_optimizer(name, lr):
-    """The ``fastgeo.optimizers`` object of a workload's optimiser (plain SGD or Adam)."""
-    from .. import optimizers
-
-    return optimizers.Adam(lr) if name == "adam" else optimizers.SGD(lr, momentum=0.0)
-
-
 def _as_list(Ws, bs):
     return [np.asarray(a, dtype=np.float64) for a in list(Ws) + list(bs)]
 
@@ -177,17 +170,14 @@ class Fastgeo(Implementation):
 
     def fit(self, activation, weights, biases, X, Y, epochs, lr, optimizer="sgd",
             head="sigmoid", batch_size=None):
-        from .. import optimizers
-
         net = self._net(activation, weights, biases, head)
         p0 = net.params.copy()
 
         def run():
             net.params[...] = p0
-            if optimizer == "adam":  # a fresh Adam: the fit starts from zero moments
-                net.fit(X, Y, epochs, optimizer=optimizers.Adam(lr), batch_size=batch_size)
-            else:
-                net.fit(X, Y, epochs, lr, batch_size=batch_size)
+            # a fresh optimiser: every fit starts from zero moments
+            net.fit(X, Y, epochs, optimizer=protocol.make_optimizer(optimizer, lr),
+                    batch_size=batch_size)
 
         return self._param_runner(net, run)
 
@@ -254,7 +244,7 @@ class NumpyReference(Implementation):
 
         def run():
             reset()
-            reference.train(Ws, bs, X, Y, epochs, _reference_optimizer(optimizer, lr),
+            reference.train(Ws, bs, X, Y, epochs, protocol.make_optimizer(optimizer, lr),
                             activation, head, batch_size=batch_size)
 
         return Runner(run, lambda: _as_list(Ws, bs), reset)
@@ -813,7 +803,7 @@ def expected(workload, activation, weights, biases, X, Y, epochs=None):
         reference.sgd_step(Ws, bs, dWs, dbs, workload.lr)
     else:
         reference.train(Ws, bs, X64, Y64, workload.epochs if epochs is None else epochs,
-                        _reference_optimizer(workload.optimizer, workload.lr), activation,
+                        protocol.make_optimizer(workload.optimizer, workload.lr), activation,
                         workload.head, batch_size=workload.batch_size)
     return Ws + bs
 
