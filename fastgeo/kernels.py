@@ -13,6 +13,9 @@ Stages, each one compiled function a screen long (read top-down: a training step
     _weight_gradient  dW and db of one layer (a row of ones in the tile makes db
                       the last row of the same blocks)
     _output_error     BCE and its error at the logits, one exp(-|z|) for both
+    _narrow_forward   every layer of a narrow net (all layers <= NARROW units) a vector
+                      of samples at a time, the units in registers (replaces the
+                      per-layer passes of _forward_tile)
 
 The njit-callable entry points (``forward_into``, ``trace_into``, ``loss_gradient_into``,
 ``fit_into``) are also the public kernel API for users' own ``@njit`` code (see
@@ -31,7 +34,8 @@ kept at its end, ``_ensure_packed``): per layer, a
 forward panel per block of 4 outputs, W[q, o:o + 4] for q = 0..fan_in - 1 (zero past
 fan_out), the biases padded to a multiple of 4, and a backward panel per block of 4
 inputs, W[q:q + 4, o] for o = 0..fan_out - 1 (zero past fan_in). Every dense block then
-reads 4 contiguous weights per step and has no remainder case.
+reads 4 contiguous weights per step and has no remainder case. Narrow nets also get
+narrow panels (``_pack_narrow``): each layer's [W; b] padded to NARROW x NARROW.
 
 Tiles (``tile``, TILE[dtype] sample columns, feature-major): rows hold units, columns
 samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit. Layer
@@ -53,12 +57,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import heads, vmath
 from ._jit import kernel
-from . import heads
-from .activations import (IDENTITY, activate, derivative_times, exp_neg, is_finite,
-                          log1p_unit, needs_z)
-from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1,
-                   odds, store)
+from .activations import (
+    IDENTITY,
+    activate,
+    activate8,
+    derivative_times,
+    exp_neg,
+    is_finite,
+    log1p_unit,
+    needs_z,
+)
+from .simd import LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1, odds, store
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
@@ -77,6 +88,7 @@ FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
 #: ``check_batch``'s status codes
 BATCH_OK, BATCH_BAD_X, BATCH_BAD_Y = range(3)
 SIGMOID = 0  # the output layer's activation for the sigmoid head
+RELU = 1
 HEAD_SIGMOID, HEAD_SOFTMAX, HEAD_IDENTITY = heads.SIGMOID, heads.SOFTMAX, heads.IDENTITY
 #: ``fit_into``'s update rules: p -= lr g; (Nesterov) momentum; Adam
 #: (``fastgeo.optimizers``, whose objects carry these codes)
@@ -259,11 +271,38 @@ def _weight_offset(sizes, l):
 
 
 def packed_size(sizes):
-    """Length of the packed-weights buffer for a net of these sizes: the panels, then a
-    copy of the parameters they were packed from and a flag (1: backward panels too)."""
+    """Length of the packed-weights buffer for a net of these sizes: the panels, the
+    narrow panels (narrow nets only), then a copy of the parameters they were packed from
+    and a flag (1: backward panels too)."""
+    sizes = [int(s) for s in sizes]
     panels = sum(-(-o // 4) * 4 * (i + 1) + -(-i // 4) * 4 * o
                  for i, o in zip(sizes[:-1], sizes[1:]))
-    return panels + sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:])) + 1
+    narrow = 0
+    if max(sizes[1:]) <= NARROW:
+        narrow = NARROW * (sizes[0] + 1) + (NARROW + 1) * NARROW * (len(sizes) - 2)
+    return panels + narrow + sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:])) + 1
+
+
+#: Nets whose every layer after the input has at most NARROW units run forward with the
+#: whole net in registers (``_narrow_forward``)
+NARROW = 8
+
+
+@kernel(internal=True)
+def _is_narrow(sizes):
+    for l in range(1, sizes.shape[0]):
+        if sizes[l] > NARROW:
+            return False
+    return True
+
+
+@kernel(internal=True)
+def _narrow_start(sizes):
+    """Start of the narrow panels in packed: right after the other panels."""
+    f = 0
+    for l in range(1, sizes.shape[0]):
+        f += _pad4(sizes[l]) * (sizes[l - 1] + 1) + _pad4(sizes[l - 1]) * sizes[l]
+    return f
 
 
 #: Scratch rows at the end of a tile (the softmax head's per-sample max, sum, loss, weight)
@@ -303,11 +342,32 @@ def _pack(params, sizes, packed, backward):
                     dst = g + q * n_out + i
                     for o in range(n_out):
                         packed[dst + 4 * o] = params[src + o]
+    if _is_narrow(sizes):
+        _pack_narrow(params, sizes, packed)
     P = params.shape[0]
     c = packed.shape[0] - P - 1  # the copy of params the panels come from, and the flag
     for p in range(P):
         packed[c + p] = params[p]
     packed[c + P] = 1.0 if backward else 0.0
+
+
+@kernel(internal=True)
+def _pack_narrow(params, sizes, packed):
+    """The narrow panels: per layer, [W; b] padded to NARROW columns (zero past fan_out)
+    and, after the first layer, to NARROW rows: W[i, j] at q + NARROW i + j, the biases
+    after the rows."""
+    q = _narrow_start(sizes)
+    for l in range(1, sizes.shape[0]):
+        n_in = sizes[l - 1]
+        n_out = sizes[l]
+        rows = n_in if l == 1 else NARROW
+        w = _weight_offset(sizes, l)
+        for i in range(rows + 1):
+            for j in range(NARROW):
+                inside = (i < n_in or i == rows) and j < n_out
+                src = w + (n_in if i == rows else i) * n_out + j
+                packed[q + NARROW * i + j] = params[src] if inside else 0.0
+        q += NARROW * (rows + 1)
 
 
 @kernel(internal=True)
@@ -499,6 +559,119 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, r_z, w
             if code != IDENTITY:  # while the block is in L1: one activation site, not 12
                 for j in range(rows):
                     _activate_rows(code, OUT, r + j, r_z + o + j if r_z >= 0 else -1, t)
+
+
+@kernel(internal=True, inline="always")
+def _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7):
+    """b + sum_i W[i] h_i for one unit of a narrow panel, W[i] = packed[p + NARROW i], b =
+    packed[p + NARROW^2]; two chains of 4 multiply-adds."""
+    N = NARROW
+    z = fma(broadcast_at(packed, p), h0, broadcast_at(packed, p + N * N))
+    y = broadcast_at(packed, p + N) * h1
+    z = fma(broadcast_at(packed, p + 2 * N), h2, z)
+    y = fma(broadcast_at(packed, p + 3 * N), h3, y)
+    z = fma(broadcast_at(packed, p + 4 * N), h4, z)
+    y = fma(broadcast_at(packed, p + 5 * N), h5, y)
+    z = fma(broadcast_at(packed, p + 6 * N), h6, z)
+    y = fma(broadcast_at(packed, p + 7 * N), h7, y)
+    return z + y
+
+
+@kernel(internal=True)
+def _narrow_forward(packed, sizes, code, out_code, tile, width, training):
+    """``_forward_tile`` for a narrow net: one vector of samples at a time through every
+    layer, the layers' NARROW units in registers; only the output layer (activation
+    ``out_code``) goes to its tile rows, and in ``training`` the hidden layers'
+    activations (and z, if the derivative needs it) too. ReLU and sigmoid get their own
+    copy of the loop (the activation known inside it)."""
+    if code == RELU:
+        _narrow_strips(packed, sizes, RELU, out_code, tile, width, training)
+    elif code == SIGMOID:
+        _narrow_strips(packed, sizes, SIGMOID, out_code, tile, width, training)
+    else:
+        _narrow_strips(packed, sizes, code, out_code, tile, width, training)
+
+
+@kernel(internal=True, inline="always")
+def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
+    N = NARROW
+    L = sizes.shape[0] - 1
+    d = sizes[0]
+    k = sizes[L]
+    V = lanes(tile)
+    keep_z = training and needs_z(code)
+    q0 = _narrow_start(sizes)
+    r_out = _activation_rows(sizes, L)
+    for t in range(0, width, V):
+        b = q0 + N * d
+        z0 = broadcast_at(packed, b)
+        z1 = broadcast_at(packed, b + 1)
+        z2 = broadcast_at(packed, b + 2)
+        z3 = broadcast_at(packed, b + 3)
+        z4 = broadcast_at(packed, b + 4)
+        z5 = broadcast_at(packed, b + 5)
+        z6 = broadcast_at(packed, b + 6)
+        z7 = broadcast_at(packed, b + 7)
+        for i in range(d):
+            x = load(tile, i, t)
+            p = q0 + N * i
+            z0 = fma(broadcast_at(packed, p), x, z0)
+            z1 = fma(broadcast_at(packed, p + 1), x, z1)
+            z2 = fma(broadcast_at(packed, p + 2), x, z2)
+            z3 = fma(broadcast_at(packed, p + 3), x, z3)
+            z4 = fma(broadcast_at(packed, p + 4), x, z4)
+            z5 = fma(broadcast_at(packed, p + 5), x, z5)
+            z6 = fma(broadcast_at(packed, p + 6), x, z6)
+            z7 = fma(broadcast_at(packed, p + 7), x, z7)
+        p = b + N
+        for l in range(2, L + 1):
+            if keep_z:
+                _store8(tile, _z_rows(sizes, l - 1), t, sizes[l - 1], z0, z1, z2, z3, z4, z5,
+                        z6, z7)
+            h0, h1, h2, h3, h4, h5, h6, h7 = activate8(code, z0, z1, z2, z3, z4, z5, z6, z7)
+            if training:
+                _store8(tile, _activation_rows(sizes, l - 1), t, sizes[l - 1], h0, h1, h2, h3,
+                        h4, h5, h6, h7)
+            z0 = _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7)
+            if l < L or k > 1:
+                z1 = _unit8(packed, p + 1, h0, h1, h2, h3, h4, h5, h6, h7)
+                z2 = _unit8(packed, p + 2, h0, h1, h2, h3, h4, h5, h6, h7)
+                z3 = _unit8(packed, p + 3, h0, h1, h2, h3, h4, h5, h6, h7)
+                z4 = _unit8(packed, p + 4, h0, h1, h2, h3, h4, h5, h6, h7)
+                z5 = _unit8(packed, p + 5, h0, h1, h2, h3, h4, h5, h6, h7)
+                z6 = _unit8(packed, p + 6, h0, h1, h2, h3, h4, h5, h6, h7)
+                z7 = _unit8(packed, p + 7, h0, h1, h2, h3, h4, h5, h6, h7)
+            p += N * (N + 1)
+        if k == 1:
+            if out_code == SIGMOID:  # the sigmoid head's, in place
+                store(tile, r_out, t, vmath.sigmoid(z0))
+            elif out_code == IDENTITY:
+                store(tile, r_out, t, z0)
+            else:
+                store(tile, r_out, t, activate(out_code, z0))
+            continue
+        a0, a1, a2, a3, a4, a5, a6, a7 = activate8(out_code, z0, z1, z2, z3, z4, z5, z6, z7)
+        _store8(tile, r_out, t, k, a0, a1, a2, a3, a4, a5, a6, a7)
+
+
+@kernel(internal=True, inline="always")
+def _store8(tile, r, t, n, v0, v1, v2, v3, v4, v5, v6, v7):
+    """tile[r + j, t:t + V] = v_j for j < n (<= 8)."""
+    store(tile, r, t, v0)
+    if n > 1:
+        store(tile, r + 1, t, v1)
+    if n > 2:
+        store(tile, r + 2, t, v2)
+    if n > 3:
+        store(tile, r + 3, t, v3)
+    if n > 4:
+        store(tile, r + 4, t, v4)
+    if n > 5:
+        store(tile, r + 5, t, v5)
+    if n > 6:
+        store(tile, r + 6, t, v6)
+    if n > 7:
+        store(tile, r + 7, t, v7)
 
 
 @kernel(internal=True, inline="always")
@@ -720,6 +893,9 @@ def _forward_tile(packed, sizes, code, out_code, tile, width, training):
     """Every layer of the tile's samples, into the tile's activation rows; the output
     layer gets ``out_code`` (SIGMOID: probabilities, IDENTITY: logits). ``training``:
     the hidden layers' z too, into the tile's z rows, if the derivative needs them."""
+    if _is_narrow(sizes):
+        _narrow_forward(packed, sizes, code, out_code, tile, width, training)
+        return
     L = sizes.shape[0] - 1
     keep_z = training and needs_z(code)
     r_in = 0

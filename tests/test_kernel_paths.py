@@ -157,6 +157,7 @@ for sizes, act in (((2, 5, 1), "relu"), ((3, 4, 2), "sigmoid")):
     net.loss(X, y)
     net.fit(X, y, 2, 0.1, batch_size=7, shuffle_seed=1)
 stages = (kernels._load_rows, kernels._pack, kernels._dense_forward, kernels._forward_tile,
+          kernels._narrow_forward, kernels._pack_narrow,
           kernels._backward_tile, kernels._weight_gradient, kernels._dense_backward,
           kernels._output_error)
 print(json.dumps({s.__name__: [str(sig) for sig in s.signatures] for s in stages}))
