@@ -92,6 +92,11 @@ def _one_specialisation(dispatcher):
     return dispatcher
 
 
+#: ``numba.njit`` options of an internal kernel (also for fastgeo's own ``@overload``s)
+INTERNAL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "nogil": True,
+                    "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
+
 def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=False):
     """``numba.njit`` with fastgeo's defaults: numpy error model, safe fastmath, disk cache.
 

@@ -450,22 +450,35 @@ def activate(code, z):
     return z * math.nan
 
 
-@kernel(internal=True, inline="always")
+@kernel(internal=True)
 def activate8(code, z0, z1, z2, z3, z4, z5, z6, z7):
-    """``activate`` on 8 vectors at once (a layer of a narrow net, ``kernels``): one
-    dispatch for the 8, the common activations written in place."""
-    if code == 1:
-        return (where(z0 <= 0.0, 0.0, z0), where(z1 <= 0.0, 0.0, z1),
-                where(z2 <= 0.0, 0.0, z2), where(z3 <= 0.0, 0.0, z3),
-                where(z4 <= 0.0, 0.0, z4), where(z5 <= 0.0, 0.0, z5),
-                where(z6 <= 0.0, 0.0, z6), where(z7 <= 0.0, 0.0, z7))
-    if code == 0:
-        return (vmath.sigmoid(z0), vmath.sigmoid(z1), vmath.sigmoid(z2), vmath.sigmoid(z3),
-                vmath.sigmoid(z4), vmath.sigmoid(z5), vmath.sigmoid(z6), vmath.sigmoid(z7))
-    if code == IDENTITY:
-        return z0, z1, z2, z3, z4, z5, z6, z7
+    """``activate`` on 8 vectors (a layer of a narrow net, ``kernels``)."""
     return (activate(code, z0), activate(code, z1), activate(code, z2), activate(code, z3),
             activate(code, z4), activate(code, z5), activate(code, z6), activate(code, z7))
+
+
+@kernel(internal=True, inline="always")
+def activate8_inline(code, z0, z1, z2, z3, z4, z5, z6, z7):
+    """``activate8`` with ReLU and sigmoid as their own functions: a loop compiled for one
+    of them (a constant ``code``) calls no dispatch."""
+    if code == 1:
+        return _relu8(z0, z1, z2, z3, z4, z5, z6, z7)
+    if code == 0:
+        return _sigmoid8(z0, z1, z2, z3, z4, z5, z6, z7)
+    return activate8(code, z0, z1, z2, z3, z4, z5, z6, z7)
+
+
+@kernel(internal=True)
+def _relu8(z0, z1, z2, z3, z4, z5, z6, z7):
+    return (where(z0 <= 0.0, 0.0, z0), where(z1 <= 0.0, 0.0, z1), where(z2 <= 0.0, 0.0, z2),
+            where(z3 <= 0.0, 0.0, z3), where(z4 <= 0.0, 0.0, z4), where(z5 <= 0.0, 0.0, z5),
+            where(z6 <= 0.0, 0.0, z6), where(z7 <= 0.0, 0.0, z7))
+
+
+@kernel(internal=True)
+def _sigmoid8(z0, z1, z2, z3, z4, z5, z6, z7):
+    return (vmath.sigmoid(z0), vmath.sigmoid(z1), vmath.sigmoid(z2), vmath.sigmoid(z3),
+            vmath.sigmoid(z4), vmath.sigmoid(z5), vmath.sigmoid(z6), vmath.sigmoid(z7))
 
 
 @kernel(internal=True)

@@ -56,20 +56,25 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from . import heads, vmath
-from ._jit import kernel
+from ._jit import INTERNAL_OPTIONS, kernel
 from .activations import (
+    ACTIVATIONS,
     IDENTITY,
     activate,
     activate8,
+    activate8_inline,
     derivative_times,
     exp_neg,
     is_finite,
     log1p_unit,
     needs_z,
 )
-from .simd import LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1, odds, store
+from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1, odds,
+                   store)
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
@@ -88,7 +93,7 @@ FORWARD_OK, FORWARD_BAD_X, FORWARD_BAD_PARAMS, FORWARD_OVERFLOW = range(4)
 #: ``check_batch``'s status codes
 BATCH_OK, BATCH_BAD_X, BATCH_BAD_Y = range(3)
 SIGMOID = 0  # the output layer's activation for the sigmoid head
-RELU = 1
+RELU = ACTIVATIONS["relu"].code  # the activations with a narrow loop of their own
 HEAD_SIGMOID, HEAD_SOFTMAX, HEAD_IDENTITY = heads.SIGMOID, heads.SOFTMAX, heads.IDENTITY
 #: ``fit_into``'s update rules: p -= lr g; (Nesterov) momentum; Adam
 #: (``fastgeo.optimizers``, whose objects carry these codes)
@@ -342,7 +347,7 @@ def _pack(params, sizes, packed, backward):
                     dst = g + q * n_out + i
                     for o in range(n_out):
                         packed[dst + 4 * o] = params[src + o]
-    if _is_narrow(sizes):
+    if params.itemsize == 4 and _is_narrow(sizes):  # float32 only: _narrow_inference
         _pack_narrow(params, sizes, packed)
     P = params.shape[0]
     c = packed.shape[0] - P - 1  # the copy of params the panels come from, and the flag
@@ -561,7 +566,7 @@ def _dense_forward(packed, f, b, n_in, n_out, code, IN, r_in, OUT, r_out, r_z, w
                     _activate_rows(code, OUT, r + j, r_z + o + j if r_z >= 0 else -1, t)
 
 
-@kernel(internal=True, inline="always")
+@kernel(internal=True)
 def _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7):
     """b + sum_i W[i] h_i for one unit of a narrow panel, W[i] = packed[p + NARROW i], b =
     packed[p + NARROW^2]; two chains of 4 multiply-adds."""
@@ -578,28 +583,52 @@ def _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7):
 
 
 @kernel(internal=True)
-def _narrow_forward(packed, sizes, code, out_code, tile, width, training):
-    """``_forward_tile`` for a narrow net: one vector of samples at a time through every
-    layer, the layers' NARROW units in registers; only the output layer (activation
-    ``out_code``) goes to its tile rows, and in ``training`` the hidden layers'
-    activations (and z, if the derivative needs it) too. ReLU and sigmoid get their own
-    copy of the loop (the activation known inside it)."""
+def _narrow_forward(packed, sizes, code, out_code, tile, width):
+    """``_forward_tile`` for inference through a narrow net: one vector of samples at a
+    time through every layer, the layers' NARROW units in registers; only the output
+    layer (activation ``out_code``) goes to its tile rows. For ReLU and sigmoid only
+    (``_narrow_inference``): each gets its own copy of the loop, the activation known
+    inside it (a copy calling the generic ``activate8`` ran no faster than the tiles, and
+    every copy costs compile time)."""
     if code == RELU:
-        _narrow_strips(packed, sizes, RELU, out_code, tile, width, training)
-    elif code == SIGMOID:
-        _narrow_strips(packed, sizes, SIGMOID, out_code, tile, width, training)
+        _narrow_strips(packed, sizes, RELU, out_code, tile, width)
     else:
-        _narrow_strips(packed, sizes, code, out_code, tile, width, training)
+        _narrow_strips(packed, sizes, SIGMOID, out_code, tile, width)
+
+
+def _narrow_inference(packed, sizes, code, out_code, tile, width):
+    """``_narrow_forward`` where it applies (a float32 tile, a narrow net, ReLU or
+    sigmoid); returns whether it ran. float64 keeps the tile path: its accurate sigmoid
+    would gain less, and the narrow loop is not even compiled for it (a cold compile of
+    float64 kernels, which ``fastgeo reproduce`` needs, stays as it was)."""
+    if tile.dtype != np.float32 or not _is_narrow(sizes) or not (code == RELU
+                                                                 or code == SIGMOID):
+        return False
+    _narrow_forward(packed, sizes, code, out_code, tile, width)
+    return True
+
+
+@overload(_narrow_inference, jit_options=dict(INTERNAL_OPTIONS))
+def _narrow_inference_compiled(packed, sizes, code, out_code, tile, width):
+    if tile.dtype != types.float32:
+        return lambda packed, sizes, code, out_code, tile, width: False
+
+    def impl(packed, sizes, code, out_code, tile, width):
+        if not _is_narrow(sizes) or not (code == RELU or code == SIGMOID):
+            return False
+        _narrow_forward(packed, sizes, code, out_code, tile, width)
+        return True
+
+    return impl
 
 
 @kernel(internal=True, inline="always")
-def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
+def _narrow_strips(packed, sizes, code, out_code, tile, width):
     N = NARROW
     L = sizes.shape[0] - 1
     d = sizes[0]
     k = sizes[L]
     V = lanes(tile)
-    keep_z = training and needs_z(code)
     q0 = _narrow_start(sizes)
     r_out = _activation_rows(sizes, L)
     for t in range(0, width, V):
@@ -625,13 +654,8 @@ def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
             z7 = fma(broadcast_at(packed, p + 7), x, z7)
         p = b + N
         for l in range(2, L + 1):
-            if keep_z:
-                _store8(tile, _z_rows(sizes, l - 1), t, sizes[l - 1], z0, z1, z2, z3, z4, z5,
-                        z6, z7)
-            h0, h1, h2, h3, h4, h5, h6, h7 = activate8(code, z0, z1, z2, z3, z4, z5, z6, z7)
-            if training:
-                _store8(tile, _activation_rows(sizes, l - 1), t, sizes[l - 1], h0, h1, h2, h3,
-                        h4, h5, h6, h7)
+            h0, h1, h2, h3, h4, h5, h6, h7 = activate8_inline(code, z0, z1, z2, z3, z4, z5,
+                                                              z6, z7)
             z0 = _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7)
             if l < L or k > 1:
                 z1 = _unit8(packed, p + 1, h0, h1, h2, h3, h4, h5, h6, h7)
@@ -893,9 +917,6 @@ def _forward_tile(packed, sizes, code, out_code, tile, width, training):
     """Every layer of the tile's samples, into the tile's activation rows; the output
     layer gets ``out_code`` (SIGMOID: probabilities, IDENTITY: logits). ``training``:
     the hidden layers' z too, into the tile's z rows, if the derivative needs them."""
-    if _is_narrow(sizes):
-        _narrow_forward(packed, sizes, code, out_code, tile, width, training)
-        return
     L = sizes.shape[0] - 1
     keep_z = training and needs_z(code)
     r_in = 0
@@ -982,8 +1003,9 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
         width = (m + S - 1) // S * S
         _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
-        _forward_tile(packed, sizes, code, SIGMOID if head == HEAD_SIGMOID else IDENTITY, tile,
-                      width, False)
+        out_code = SIGMOID if head == HEAD_SIGMOID else IDENTITY
+        if not _narrow_inference(packed, sizes, code, out_code, tile, width):
+            _forward_tile(packed, sizes, code, out_code, tile, width, False)
         if head == HEAD_SOFTMAX:
             _softmax_columns(tile, r_out, k, m)
         if k == 1:

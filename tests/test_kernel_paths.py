@@ -7,7 +7,8 @@ enough for a quick test:
 * rows in order (no gather) and shuffled (gathered);
 * the thread pool, in blocks of whole tiles;
 * ``train``: in order, permutations, minstd shuffles, mini-batches, the non-finite restore;
-* one compiled specialisation per kernel and dtype, whatever the callers pass.
+* one compiled specialisation per kernel and dtype, whatever the callers pass;
+* narrow nets: float32 inference in registers (``_narrow_forward``), the same outputs.
 """
 
 import json
@@ -176,7 +177,9 @@ def test_one_specialisation_per_stage(dtype, tmp_path):
     assert proc.returncode == 0, proc.stderr
     signatures = json.loads(proc.stdout.strip().splitlines()[-1])
     for stage, sigs in signatures.items():
-        assert len(sigs) == 1, (stage, sigs)
+        # the narrow loop is float32's only: not even compiled for float64
+        expected = 0 if dtype == "float64" and stage == "_narrow_forward" else 1
+        assert len(sigs) == expected, (stage, sigs)
 
 
 @pytest.mark.kernels
@@ -203,3 +206,43 @@ def test_packed_weights_follow_every_change(dtype):
     a.weights[0][:] = -0.0
     np.testing.assert_array_equal(a.forward(X), first)
     assert_close(first, a.copy(backend="numpy").forward(X), dtype)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("head", ["sigmoid", "softmax", "identity"])
+@pytest.mark.parametrize("sizes", [(2, 8, 8, 1), (3, 5, 7, 2), (2, 3), (4, 8, 8, 8, 6)], ids=str)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_narrow_loop_matches_the_tile_path(sizes, activation, head):
+    """float32 inference through a narrow net runs the in-register loop; forward_trace
+    (always the tile path) gives the same outputs, and so does the NumPy reference."""
+    if head == "softmax" and sizes[-1] == 1:
+        pytest.skip("softmax needs two outputs")
+    net = fastgeo.MLP(sizes, activation, seed=3, dtype="float32", head=head)
+    X, _ = data(2 * tile(np.float32) + 5, sizes[0], sizes[-1], seed=4, dtype=np.float32)
+    out = net.forward(X)
+    assert_close(out, net.forward_trace(X)[1][-1], np.float32)
+    assert_close(out, net.copy(backend="numpy").forward(X), np.float32)
+
+
+def test_narrow_loop_runs_where_it_applies():
+    """_narrow_inference: float32 nets of <= NARROW units per layer with ReLU or sigmoid;
+    not float64, not wider nets, not the other activations (their tile path)."""
+    from numba import njit
+
+    @njit
+    def ran(packed, sizes, code, tile):
+        return kernels._narrow_inference(packed, sizes, code, kernels.SIGMOID, tile,
+                                         tile.shape[1])
+
+    def case(sizes, activation, dtype):
+        sizes = np.asarray(sizes, np.int64)
+        net = fastgeo.MLP(sizes.tolist(), activation, seed=0, dtype=np.dtype(dtype).name)
+        net.forward(np.zeros((1, sizes[0]), dtype))  # packs the weights
+        packed, tile_buffer = kernels.workspace(sizes, dtype)
+        return ran(packed, sizes, net._backend.code, tile_buffer)
+
+    assert case((2, 8, 8, 1), "relu", np.float32)
+    assert case((2, 8, 8, 1), "sigmoid", np.float32)
+    assert not case((2, 8, 8, 1), "relu", np.float64)
+    assert not case((2, 8, 9, 1), "relu", np.float32)
+    assert not case((2, 8, 8, 1), "tanh", np.float32)
