@@ -73,8 +73,8 @@ from .activations import (
     log1p_unit,
     needs_z,
 )
-from .simd import (LANES, broadcast, broadcast_at, evens, fma, hsum, lanes, load, load1, odds,
-                   store)
+from .simd import (LANES, absolute, broadcast, broadcast_at, evens, fma, hsum, lanes, load,
+                   load1, odds, store, store1, where)
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
@@ -998,10 +998,14 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
     S = 3 * lanes(tile)
     _ensure_packed(params, sizes, packed, False)
     r_out = _activation_rows(sizes, L)
+    V = lanes(tile)
+    narrow = tile.itemsize == 4 and _is_narrow(sizes) and (code == RELU or code == SIGMOID)
     n_bad = 0
+    bad = broadcast(tile.dtype.type(0.0))
     for r0 in range(0, n, T):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
-        width = (m + S - 1) // S * S
+        step = V if narrow else S  # the narrow loop goes a vector at a time
+        width = (m + step - 1) // step * step
         _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
         out_code = SIGMOID if head == HEAD_SIGMOID else IDENTITY
         if not _narrow_inference(packed, sizes, code, out_code, tile, width):
@@ -1010,7 +1014,13 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
             _softmax_columns(tile, r_out, k, m)
         if k == 1:
             flat = out.reshape(n)
-            for t in range(m):
+            t = 0
+            while t + V <= m:  # vectors; non-finite values counted lane-wise
+                v = load(tile, r_out, t)
+                store1(flat, r0 + t, v)
+                bad = where(absolute(v) < math.inf, bad, bad + 1.0)
+                t += V
+            for t in range(t, m):
                 v = tile[r_out, t]
                 n_bad += 0 if is_finite(v) else 1
                 flat[r0 + t] = v
@@ -1020,7 +1030,7 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
                     v = tile[r_out + j, t]
                     n_bad += 0 if is_finite(v) else 1
                     out[r0 + t, j] = v
-    return FORWARD_OK if n_bad == 0 else FORWARD_OVERFLOW
+    return FORWARD_OK if n_bad == 0 and hsum(bad) == 0.0 else FORWARD_OVERFLOW
 
 
 @kernel(internal=True, inline="always")
