@@ -163,6 +163,7 @@ class NumbaBackend(Backend):
         self.code = activation.code
         self.n_in, self.n_out = layout.sizes[0], layout.sizes[-1]
         self.macs = layout.macs_per_sample
+        self.workspace_key = kernels.workspace_key(self.sizes, self.dtype)
 
     def batch(self, X, y):
         k = self.n_out
@@ -190,7 +191,7 @@ class NumbaBackend(Backend):
         out = np.empty((n, self.n_out), dtype=self.dtype)
         if n * self.macs < PARALLEL_MIN_MACS:
             status = kernels.forward(self.params, self.sizes, self.code, X, out,
-                                     self.head_code)
+                                     self.head_code, self.workspace_key)
         else:
             status = kernels.forward_parallel(self.params, self.sizes, self.code, X, out,
                                               n_chunks(n, self.macs), self.head_code)

@@ -1202,16 +1202,18 @@ class _PerThread(threading.local):
 _local = _PerThread()
 
 
-def workspace(sizes, dtype):
+def workspace_key(sizes, dtype):
+    """What ``workspace`` files the buffers of a net of these sizes and dtype under (a
+    caller that keeps it saves its recomputation on every call)."""
+    return np.dtype(dtype).char, np.asarray(sizes, dtype=np.int64).tobytes()
+
+
+def workspace(sizes, dtype, key=None):
     """(packed, tile): the scratch buffers the ``*_into`` kernels take for a net of these
     sizes and dtype. Kept per thread and reused: allocating (and page-faulting) them per
     call cost more than a small forward pass."""
-    try:  # MLP's own call: an int64 array and a dtype
-        key = (dtype.char, sizes.tobytes())
-    except AttributeError:
-        sizes = np.asarray(sizes, dtype=np.int64)
-        dtype = np.dtype(dtype)
-        key = (dtype.char, sizes.tobytes())
+    if key is None:
+        key = workspace_key(sizes, dtype)
     spaces = _local.spaces
     ws = spaces.get(key)
     if ws is None:
@@ -1257,10 +1259,11 @@ def _run(job, params, sizes, code, X, Y=None, rows=None, out=None, Z=None, grad=
                packed, tile, H1, 0, 1, 0, I2, 0.0, SOLVER_PLAIN, H1, G1, S1, H1, H1, G1)
 
 
-def forward(params, sizes, code, X, out, head=HEAD_SIGMOID):
+def forward(params, sizes, code, X, out, head=HEAD_SIGMOID, key=None):
+    """forward_into with this thread's workspace (``key``: ``workspace_key``'s, if kept)."""
     if not (params.flags.writeable and X.flags.writeable):
         params, X = _writable(params), _writable(X)
-    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype), head)
+    return forward_into(params, sizes, code, X, out, *workspace(sizes, params.dtype, key), head)
 
 
 def forward_trace(params, sizes, code, X, Z, A, head=HEAD_SIGMOID):
