@@ -78,7 +78,7 @@ from .simd import (LANES, absolute, broadcast, broadcast_at, evens, fma, hsum, l
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
-KERNEL_API_VERSION = 3
+KERNEL_API_VERSION = 4
 
 #: Strips of 3 vectors per tile: 192 float32 / 96 float64 samples
 TILE_STRIPS = 8
@@ -347,7 +347,7 @@ def _pack(params, sizes, packed, backward):
                     dst = g + q * n_out + i
                     for o in range(n_out):
                         packed[dst + 4 * o] = params[src + o]
-    if params.itemsize == 4 and _is_narrow(sizes):  # float32 only: _narrow_inference
+    if params.itemsize == 4 and _is_narrow(sizes):  # float32 only: _narrow_path
         _pack_narrow(params, sizes, packed)
     P = params.shape[0]
     c = packed.shape[0] - P - 1  # the copy of params the panels come from, and the flag
@@ -583,20 +583,21 @@ def _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7):
 
 
 @kernel(internal=True)
-def _narrow_forward(packed, sizes, code, out_code, tile, width):
-    """``_forward_tile`` for inference through a narrow net: one vector of samples at a
-    time through every layer, the layers' NARROW units in registers; only the output
-    layer (activation ``out_code``) goes to its tile rows. For ReLU and sigmoid only
-    (``_narrow_inference``): each gets its own copy of the loop, the activation known
-    inside it (a copy calling the generic ``activate8`` ran no faster than the tiles, and
-    every copy costs compile time)."""
+def _narrow_forward(packed, sizes, code, out_code, tile, width, training):
+    """``_forward_tile`` through a narrow net: one vector of samples at a time through
+    every layer, the layers' NARROW units in registers; the output layer (activation
+    ``out_code``) goes to its tile rows, and in ``training`` the hidden layers'
+    activations too (what backward reads). For ReLU and sigmoid only (``_narrow_path``):
+    each gets its own copy of the loop, the activation known inside it (a copy calling
+    the generic ``activate8`` ran no faster than the tiles, and every copy costs compile
+    time)."""
     if code == RELU:
-        _narrow_strips(packed, sizes, RELU, out_code, tile, width)
+        _narrow_strips(packed, sizes, RELU, out_code, tile, width, training)
     else:
-        _narrow_strips(packed, sizes, SIGMOID, out_code, tile, width)
+        _narrow_strips(packed, sizes, SIGMOID, out_code, tile, width, training)
 
 
-def _narrow_inference(packed, sizes, code, out_code, tile, width):
+def _narrow_path(packed, sizes, code, out_code, tile, width, training):
     """``_narrow_forward`` where it applies (a float32 tile, a narrow net, ReLU or
     sigmoid); returns whether it ran. float64 keeps the tile path: its accurate sigmoid
     would gain less, and the narrow loop is not even compiled for it (a cold compile of
@@ -604,26 +605,26 @@ def _narrow_inference(packed, sizes, code, out_code, tile, width):
     if tile.dtype != np.float32 or not _is_narrow(sizes) or not (code == RELU
                                                                  or code == SIGMOID):
         return False
-    _narrow_forward(packed, sizes, code, out_code, tile, width)
+    _narrow_forward(packed, sizes, code, out_code, tile, width, training)
     return True
 
 
-@overload(_narrow_inference, jit_options=dict(INTERNAL_OPTIONS))
-def _narrow_inference_compiled(packed, sizes, code, out_code, tile, width):
+@overload(_narrow_path, jit_options=dict(INTERNAL_OPTIONS))
+def _narrow_path_compiled(packed, sizes, code, out_code, tile, width, training):
     if tile.dtype != types.float32:
-        return lambda packed, sizes, code, out_code, tile, width: False
+        return lambda packed, sizes, code, out_code, tile, width, training: False
 
-    def impl(packed, sizes, code, out_code, tile, width):
+    def impl(packed, sizes, code, out_code, tile, width, training):
         if not _is_narrow(sizes) or not (code == RELU or code == SIGMOID):
             return False
-        _narrow_forward(packed, sizes, code, out_code, tile, width)
+        _narrow_forward(packed, sizes, code, out_code, tile, width, training)
         return True
 
     return impl
 
 
 @kernel(internal=True, inline="always")
-def _narrow_strips(packed, sizes, code, out_code, tile, width):
+def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
     N = NARROW
     L = sizes.shape[0] - 1
     d = sizes[0]
@@ -631,7 +632,9 @@ def _narrow_strips(packed, sizes, code, out_code, tile, width):
     V = lanes(tile)
     q0 = _narrow_start(sizes)
     r_out = _activation_rows(sizes, L)
+    r_a1 = _pad4(d + 1)  # layer 1's activation rows
     for t in range(0, width, V):
+        r_a = r_a1
         b = q0 + N * d
         z0 = broadcast_at(packed, b)
         z1 = broadcast_at(packed, b + 1)
@@ -656,6 +659,10 @@ def _narrow_strips(packed, sizes, code, out_code, tile, width):
         for l in range(2, L + 1):
             h0, h1, h2, h3, h4, h5, h6, h7 = activate8_inline(code, z0, z1, z2, z3, z4, z5,
                                                               z6, z7)
+            if training:
+                n = sizes[l - 1]
+                _store8(tile, r_a, t, n, h0, h1, h2, h3, h4, h5, h6, h7)
+                r_a += _pad4(n + 1)
             z0 = _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7)
             if l < L or k > 1:
                 z1 = _unit8(packed, p + 1, h0, h1, h2, h3, h4, h5, h6, h7)
@@ -968,7 +975,8 @@ def _batch(packed, sizes, code, head, X, Y, SW, order, gather, start, stop, grad
         width = (m + S - 1) // S * S
         _load_rows(X, order, gather, r0, m, tile, 0, width)
         _load_rows(Y, order, gather, r0, m, tile, r_y, width)
-        _forward_tile(packed, sizes, code, IDENTITY, tile, width, with_gradient)
+        if not _narrow_path(packed, sizes, code, IDENTITY, tile, width, with_gradient):
+            _forward_tile(packed, sizes, code, IDENTITY, tile, width, with_gradient)
         total += _output_error(tile, r_z, r_err, r_y, k, m, width, scale, head, SW, order,
                                gather, r0)
         if with_gradient:
@@ -1008,7 +1016,7 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
         width = (m + step - 1) // step * step
         _load_rows(X, X[:0, 0].astype(np.int64), False, r0, m, tile, 0, width)
         out_code = SIGMOID if head == HEAD_SIGMOID else IDENTITY
-        if not _narrow_inference(packed, sizes, code, out_code, tile, width):
+        if not _narrow_path(packed, sizes, code, out_code, tile, width, False):
             _forward_tile(packed, sizes, code, out_code, tile, width, False)
         if head == HEAD_SOFTMAX:
             _softmax_columns(tile, r_out, k, m)

@@ -225,14 +225,14 @@ def test_narrow_loop_matches_the_tile_path(sizes, activation, head):
 
 
 def test_narrow_loop_runs_where_it_applies():
-    """_narrow_inference: float32 nets of <= NARROW units per layer with ReLU or sigmoid;
+    """_narrow_path: float32 nets of <= NARROW units per layer with ReLU or sigmoid;
     not float64, not wider nets, not the other activations (their tile path)."""
     from numba import njit
 
     @njit
     def ran(packed, sizes, code, tile):
-        return kernels._narrow_inference(packed, sizes, code, kernels.SIGMOID, tile,
-                                         tile.shape[1])
+        return kernels._narrow_path(packed, sizes, code, kernels.SIGMOID, tile,
+                                    tile.shape[1], False)
 
     def case(sizes, activation, dtype):
         sizes = np.asarray(sizes, np.int64)
