@@ -585,25 +585,31 @@ def _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7):
 @kernel(internal=True)
 def _narrow_forward(packed, sizes, code, out_code, tile, width, training):
     """``_forward_tile`` through a narrow net: one vector of samples at a time through
-    every layer, the layers' NARROW units in registers; the output layer (activation
-    ``out_code``) goes to its tile rows, and in ``training`` the hidden layers'
-    activations too (what backward reads). For ReLU and sigmoid only (``_narrow_path``):
-    each gets its own copy of the loop, the activation known inside it (a copy calling
-    the generic ``activate8`` ran no faster than the tiles, and every copy costs compile
-    time)."""
+    every layer, the layers' NARROW units in registers; the output layer (``out_code``:
+    SIGMOID or IDENTITY, the heads') goes to its tile rows, and in ``training`` the
+    hidden layers' activations too (what backward reads). For ReLU and sigmoid only
+    (``_narrow_applies``): each gets its own copy of the loop, the activation known
+    inside it (a copy calling the generic ``activate8`` ran no faster than the tiles,
+    and every copy costs compile time)."""
     if code == RELU:
         _narrow_strips(packed, sizes, RELU, out_code, tile, width, training)
     else:
         _narrow_strips(packed, sizes, SIGMOID, out_code, tile, width, training)
 
 
+@kernel(internal=True)
+def _narrow_applies(sizes, code, tile):
+    """Whether ``_narrow_forward`` takes this net: a float32 tile, every layer after the
+    input at most NARROW units, ReLU or sigmoid."""
+    return tile.itemsize == 4 and _is_narrow(sizes) and (code == RELU or code == SIGMOID)
+
+
 def _narrow_path(packed, sizes, code, out_code, tile, width, training):
-    """``_narrow_forward`` where it applies (a float32 tile, a narrow net, ReLU or
-    sigmoid); returns whether it ran. float64 keeps the tile path: its accurate sigmoid
-    would gain less, and the narrow loop is not even compiled for it (a cold compile of
-    float64 kernels, which ``fastgeo reproduce`` needs, stays as it was)."""
-    if tile.dtype != np.float32 or not _is_narrow(sizes) or not (code == RELU
-                                                                 or code == SIGMOID):
+    """``_narrow_forward`` where it applies (``_narrow_applies``); returns whether it ran.
+    float64 keeps the tile path: its accurate sigmoid would gain less, and the narrow loop
+    is not even compiled for it (a cold compile of float64 kernels, which ``fastgeo
+    reproduce`` needs, stays as it was)."""
+    if not _narrow_applies(sizes, code, tile):
         return False
     _narrow_forward(packed, sizes, code, out_code, tile, width, training)
     return True
@@ -613,14 +619,7 @@ def _narrow_path(packed, sizes, code, out_code, tile, width, training):
 def _narrow_path_compiled(packed, sizes, code, out_code, tile, width, training):
     if tile.dtype != types.float32:
         return lambda packed, sizes, code, out_code, tile, width, training: False
-
-    def impl(packed, sizes, code, out_code, tile, width, training):
-        if not _is_narrow(sizes) or not (code == RELU or code == SIGMOID):
-            return False
-        _narrow_forward(packed, sizes, code, out_code, tile, width, training)
-        return True
-
-    return impl
+    return _narrow_path
 
 
 @kernel(internal=True, inline="always")
@@ -674,12 +673,7 @@ def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
                 z7 = _unit8(packed, p + 7, h0, h1, h2, h3, h4, h5, h6, h7)
             p += N * (N + 1)
         if k == 1:
-            if out_code == SIGMOID:  # the sigmoid head's, in place
-                store(tile, r_out, t, vmath.sigmoid(z0))
-            elif out_code == IDENTITY:
-                store(tile, r_out, t, z0)
-            else:
-                store(tile, r_out, t, activate(out_code, z0))
+            store(tile, r_out, t, vmath.sigmoid(z0) if out_code == SIGMOID else z0)
             continue
         a0, a1, a2, a3, a4, a5, a6, a7 = activate8(out_code, z0, z1, z2, z3, z4, z5, z6, z7)
         _store8(tile, r_out, t, k, a0, a1, a2, a3, a4, a5, a6, a7)
@@ -1007,7 +1001,7 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
     _ensure_packed(params, sizes, packed, False)
     r_out = _activation_rows(sizes, L)
     V = lanes(tile)
-    narrow = tile.itemsize == 4 and _is_narrow(sizes) and (code == RELU or code == SIGMOID)
+    narrow = _narrow_applies(sizes, code, tile)
     n_bad = 0
     bad = broadcast(tile.dtype.type(0.0))
     for r0 in range(0, n, T):
