@@ -73,8 +73,22 @@ from .activations import (
     log1p_unit,
     needs_z,
 )
-from .simd import (LANES, absolute, broadcast, broadcast_at, evens, fma, hsum, lanes, load,
-                   load1, odds, store, store1, where)
+from .simd import (
+    LANES,
+    absolute,
+    broadcast,
+    broadcast_at,
+    evens,
+    fma,
+    hsum,
+    lanes,
+    load,
+    load1,
+    odds,
+    store,
+    store1,
+    where,
+)
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
@@ -1016,13 +1030,12 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
             _softmax_columns(tile, r_out, k, m)
         if k == 1:
             flat = out.reshape(n)
-            t = 0
-            while t + V <= m:  # vectors; non-finite values counted lane-wise
+            vectors = m // V * V
+            for t in range(0, vectors, V):  # non-finite values counted lane-wise
                 v = load(tile, r_out, t)
                 store1(flat, r0 + t, v)
                 bad = where(absolute(v) < math.inf, bad, bad + 1.0)
-                t += V
-            for t in range(t, m):
+            for t in range(vectors, m):
                 v = tile[r_out, t]
                 n_bad += 0 if is_finite(v) else 1
                 flat[r0 + t] = v
