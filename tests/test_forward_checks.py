@@ -136,3 +136,23 @@ def test_train_step_update_that_overflows_leaves_the_parameters_unchanged():
     with pytest.raises(ValueError, match="lr must fit the net's float32"):
         net.train_step(X, y, 1e300)
     np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_direct_entry_of_small_calls_agrees_with_the_dispatched_path(dtype):
+    """Small ready calls go to forward_into's machine code directly (``compiled_entry``);
+    inputs it does not take (read-only, strided, float64 to a float32 net, a list) go through the
+    checked path. Both give the same outputs, and NaN still raises on the direct one."""
+    net = fastgeo.MLP([2, 8, 8, 1], "sigmoid", seed=3, dtype=dtype)
+    X = np.random.default_rng(0).normal(size=(5, 2)).astype(dtype)
+    direct = net.forward(X)
+    assert net._backend._forward_entry is not None
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    strided = np.asfortranarray(X)
+    for other in (readonly, strided, X.astype(np.float64), X.tolist()):
+        np.testing.assert_array_equal(net.forward(other), direct)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        net.forward(bad)
