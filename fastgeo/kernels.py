@@ -738,14 +738,37 @@ def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_z, r_pre
         for t in range(0, width, S):
             c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _block(
                 packed, p, n_out, tile, r_err, t, zero, zero, zero, zero)
+            if r_z < 0:  # f'(z) from a, on the accumulators: one store, no re-read
+                r = r_act + q
+                c00 = _times_derivative(code, tile, r, t, c00)
+                c01 = _times_derivative(code, tile, r, t + V, c01)
+                c02 = _times_derivative(code, tile, r, t + 2 * V, c02)
+                c10 = _times_derivative(code, tile, r + 1, t, c10)
+                c11 = _times_derivative(code, tile, r + 1, t + V, c11)
+                c12 = _times_derivative(code, tile, r + 1, t + 2 * V, c12)
+                c20 = _times_derivative(code, tile, r + 2, t, c20)
+                c21 = _times_derivative(code, tile, r + 2, t + V, c21)
+                c22 = _times_derivative(code, tile, r + 2, t + 2 * V, c22)
+                c30 = _times_derivative(code, tile, r + 3, t, c30)
+                c31 = _times_derivative(code, tile, r + 3, t + V, c31)
+                c32 = _times_derivative(code, tile, r + 3, t + 2 * V, c32)
             _store_block(tile, r_prev + q, t, 4, c00, c01, c02, c10, c11, c12, c20, c21, c22,
                          c30, c31, c32)
+            if r_z < 0:
+                continue
             for j in range(4):  # while the block is in L1
                 for u in range(t, t + S, V):
                     a = load(tile, r_act + q + j, u)
                     z = load(tile, r_z + q + j, u) if r_z >= 0 else a
                     store(tile, r_prev + q + j, u, derivative_times(
                         code, a, z, load(tile, r_prev + q + j, u)))
+
+
+@kernel(internal=True, inline="always")
+def _times_derivative(code, tile, r, t, e):
+    """e f'(z), f'(z) from a = tile[r, t:t + V] (activations whose derivative needs no z)."""
+    a = load(tile, r, t)
+    return derivative_times(code, a, a, e)
 
 
 @kernel(internal=True)
