@@ -231,7 +231,7 @@ class NumbaBackend(Backend):
     def _loss_and_gradient(self, X, Y):
         """(loss, flat gradient laid out as params)."""
         grad = np.empty_like(self.params)
-        rows = np.arange(X.shape[0])
+        rows = None  # all of X, in order
         chunks = n_chunks(X.shape[0], 3 * self.macs)
         if chunks > 1:
             partials = np.empty((chunks, self.params.size), dtype=self.dtype)

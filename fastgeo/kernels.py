@@ -1327,8 +1327,14 @@ def loss(params, sizes, code, X, Y, head=HEAD_SIGMOID):
 
 
 def loss_and_gradient(params, sizes, code, X, Y, rows, grad, head=HEAD_SIGMOID):
-    """Mean BCE of the rows X[rows] (returned) and its gradient (into grad, overwritten),
-    a tile at a time: nothing of size n is stored."""
+    """Mean BCE of the rows X[rows] (returned; rows None: all of X, in order) and its
+    gradient (into grad, overwritten), a tile at a time: nothing of size n is stored."""
+    if rows is None:
+        if X.shape[0] == 0:
+            grad[:] = 0
+            return math.nan
+        return _run(JOB_GRADIENT, _writable(params), sizes, code, _writable(X),
+                    _writable(Y), _NO_ROWS, grad=grad, head=head)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if rows.shape[0] == 0:
         grad[:] = 0
@@ -1394,13 +1400,15 @@ def forward_parallel(params, sizes, code, X, out, n_chunks, head=HEAD_SIGMOID):
 
 def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials,
                                head=HEAD_SIGMOID):
-    """As ``loss_and_gradient``; the rows split into partials.shape[0] blocks, each summed
-    into its own row of partials (no two threads write the same memory), then added up
-    in block order."""
+    """As ``loss_and_gradient`` (rows None: all of X, in order, without a gather); the
+    rows split into partials.shape[0] blocks, each summed into its own row of partials
+    (no two threads write the same memory), then added up in block order."""
     X, Y, params = _writable(X), _writable(Y), _writable(params)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    in_order = rows is None
+    if not in_order:
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
     n_chunks = partials.shape[0]
-    m = rows.shape[0]
+    m = X.shape[0] if in_order else rows.shape[0]
     if m == 0:
         grad[:] = 0
         return math.nan
@@ -1412,8 +1420,13 @@ def loss_and_gradient_parallel(params, sizes, code, X, Y, rows, grad, partials,
         if stop > start:
             # each block's mean, weighted by its share of the rows
             share = (stop - start) / m
-            losses[c] = share * _run(JOB_GRADIENT, params, sizes, code, X, Y,
-                                     rows[start:stop], grad=partials[c], head=head)
+            if in_order:  # contiguous blocks of X: no gather
+                value = _run(JOB_GRADIENT, params, sizes, code, X[start:stop], Y[start:stop],
+                             _NO_ROWS, grad=partials[c], head=head)
+            else:
+                value = _run(JOB_GRADIENT, params, sizes, code, X, Y, rows[start:stop],
+                             grad=partials[c], head=head)
+            losses[c] = share * value
             partials[c] *= params.dtype.type(share)
         else:
             partials[c] = 0

@@ -71,6 +71,17 @@ def test_gathered_rows_match_the_rows_taken_out(dtype):
     assert_params_close([g1], [g2], dtype)
     l3 = kernels.loss_and_gradient(net.params, net._sizes, 2, X, Y, np.arange(n), g3)
     assert l3 == kernels.loss(net.params, net._sizes, 2, X, Y)
+    # rows None (what MLP passes): all of X in order, the gather skipped, the same bits
+    g4 = np.empty_like(net.params)
+    assert kernels.loss_and_gradient(net.params, net._sizes, 2, X, Y, None, g4) == l3
+    np.testing.assert_array_equal(g4, g3)
+    p1, p2 = (np.empty((3, net.params.size), dtype) for _ in range(2))
+    g5, g6 = np.empty_like(g4), np.empty_like(g4)
+    l5 = kernels.loss_and_gradient_parallel(net.params, net._sizes, 2, X, Y, None, g5, p1)
+    l6 = kernels.loss_and_gradient_parallel(net.params, net._sizes, 2, X, Y, np.arange(n),
+                                            g6, p2)
+    assert l5 == l6
+    np.testing.assert_array_equal(g5, g6)
 
 
 @parity
