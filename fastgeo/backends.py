@@ -22,8 +22,9 @@ from . import errors, heads, kernels, reference
 #: ~200 us of serial float32 work (the tiles run at ~20 GMAC/s); handing blocks to the
 #: thread pool and joining them cost 50-100 us per call on a 2-core machine.
 PARALLEL_MIN_MACS = 4_000_000
-#: Rows per parallel block: at least one whole tile (blocks are made of whole tiles).
-PARALLEL_MIN_ROWS = max(kernels.TILE.values())
+#: Rows per parallel block: at least one whole tile of any net (blocks are made of whole
+#: tiles; small nets' tiles are twice TILE, ``kernels.tile_columns``).
+PARALLEL_MIN_ROWS = 2 * max(kernels.TILE.values())
 
 
 def n_chunks(n_rows, macs_per_row):

@@ -78,5 +78,5 @@ def test_api_version_and_layout_helpers():
     packed, tile = kernels.workspace(sizes, np.float32)
     assert packed.dtype == tile.dtype == np.float32
     assert packed.size == kernels.packed_size([3, 5, 2])
-    assert tile.shape == (kernels.tile_rows(sizes), kernels.TILE[np.dtype(np.float32)])
+    assert tile.shape == (kernels.tile_rows(sizes), kernels.tile_columns(sizes, np.float32))
     assert kernels.workspace(sizes, np.float32)[1] is tile  # kept per thread
