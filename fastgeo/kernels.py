@@ -810,8 +810,8 @@ def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width):
                 grad[i + 2 * n_out] += hsum(s2)
             if q + 3 <= n_in:
                 grad[i + 3 * n_out] += hsum(s3)
-    for q in range(0, n_in + 1, 2):
-        for o in range(0, full, 4):
+    for o in range(0, full, 4):  # the 4 error rows stay in L1 while the inputs stream
+        for q in range(0, n_in + 1, 2):
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             for t in range(0, width, V):
                 a0 = load(tile, r_act + q, t)
