@@ -188,34 +188,31 @@ class NumbaBackend(Backend):
         # latency matters here (a 256-row call computes in a few microseconds): the NaN/inf
         # checks of X, the parameters and the output run in the kernel's own pass, X's
         # and the parameters' before anything is computed
-        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype
-                and X.shape[1] == self.n_in):
+        direct = (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype
+                  and X.shape[1] == self.n_in)
+        if direct:
             flags = X.flags
-            n = X.shape[0]
-            if flags.c_contiguous and flags.writeable and n * self.macs < PARALLEL_MIN_MACS:
-                # the fast path of small calls (one sample costs ~1 us in all): X needs no
-                # conversion, and forward_into's machine code for these exact types is
-                # called directly, without numba's per-call type matching
-                out = np.empty((n, self.n_out), dtype=self.dtype)
-                packed, tile = kernels.workspace(self.sizes, self.dtype, self.workspace_key)
-                if self._forward_entry is None:
-                    self._forward_entry = kernels.compiled_entry(
-                        kernels.forward_into, self.params, self.sizes, self.code, X, out,
-                        packed, tile, self.head_code)
-                status = self._forward_entry(self.params, self.sizes, self.code, X, out,
-                                             packed, tile, self.head_code)
-                if status:  # not FORWARD_OK (0)
-                    raise errors.forward_error(status, self.dtype)
-                return out
-        X = check.features(X, self.n_in, self.dtype, finite=False)
+            direct = flags.c_contiguous and flags.writeable
+        if not direct:
+            X = check.features(X, self.n_in, self.dtype, finite=False)
         n = X.shape[0]
         out = np.empty((n, self.n_out), dtype=self.dtype)
-        if n * self.macs < PARALLEL_MIN_MACS:
-            status = kernels.forward(self.params, self.sizes, self.code, X, out,
-                                     self.head_code, self.workspace_key)
-        else:
+        if n * self.macs >= PARALLEL_MIN_MACS:
             status = kernels.forward_parallel(self.params, self.sizes, self.code, X, out,
                                               n_chunks(n, self.macs), self.head_code)
+        elif direct:
+            # X needs no conversion: forward_into's machine code for these exact types,
+            # without numba's per-call type matching (a third of a one-sample call)
+            packed, tile = kernels.workspace(self.sizes, self.dtype, self.workspace_key)
+            if self._forward_entry is None:
+                self._forward_entry = kernels.compiled_entry(
+                    kernels.forward_into, self.params, self.sizes, self.code, X, out,
+                    packed, tile, self.head_code)
+            status = self._forward_entry(self.params, self.sizes, self.code, X, out, packed,
+                                         tile, self.head_code)
+        else:
+            status = kernels.forward(self.params, self.sizes, self.code, X, out,
+                                     self.head_code, self.workspace_key)
         if status:  # not FORWARD_OK (0)
             raise errors.forward_error(status, self.dtype)
         return out

@@ -37,8 +37,8 @@ inputs, W[q:q + 4, o] for o = 0..fan_out - 1 (zero past fan_in). Every dense blo
 reads 4 contiguous weights per step and has no remainder case. Narrow nets also get
 narrow panels (``_pack_narrow``): each layer's [W; b] padded to NARROW x NARROW.
 
-Tiles (``tile``, ``tile_columns(sizes, dtype)`` sample columns, feature-major): rows hold units, columns
-samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit. Layer
+Tiles (``tile``, ``tile_columns(sizes, dtype)`` sample columns, feature-major): rows hold
+units, columns samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit. Layer
 l's activations take pad4(n_l + 1) rows: n_l units, a row of ones (the bias input of the
 gradient) and zero rows; then each layer's error (pad4(n_l) rows, zero past n_l), then
 the labels, then each hidden layer's z (pad4(n_l) rows; written in training, and only
@@ -1059,7 +1059,7 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
         step = V if narrow else S  # the narrow loop goes a vector at a time
         width = (m + step - 1) // step * step
-        _load_rows(X, sizes, False, r0, m, tile, 0, width)  # in order: sizes stands in for the unread order
+        _load_rows(X, sizes, False, r0, m, tile, 0, width)  # in order: sizes, unread
         out_code = SIGMOID if head == HEAD_SIGMOID else IDENTITY
         if not _narrow_path(packed, sizes, code, out_code, tile, width, False):
             _forward_tile(packed, sizes, code, out_code, tile, width, False)
@@ -1098,7 +1098,7 @@ def trace_into(params, sizes, code, X, Z, A, packed, tile, head=HEAD_SIGMOID):
     for r0 in range(0, n, T):
         m = n - r0 if n - r0 < T else T  # noqa: FURB136
         width = (m + S - 1) // S * S
-        _load_rows(X, sizes, False, r0, m, tile, 0, width)  # in order: sizes stands in for the unread order
+        _load_rows(X, sizes, False, r0, m, tile, 0, width)  # in order: sizes, unread
         r_in = 0
         u = 0
         for l in range(1, L + 1):
@@ -1343,20 +1343,15 @@ def loss(params, sizes, code, X, Y, head=HEAD_SIGMOID):
 def loss_and_gradient(params, sizes, code, X, Y, rows, grad, head=HEAD_SIGMOID):
     """Mean BCE of the rows X[rows] (returned; rows None: all of X, in order) and its
     gradient (into grad, overwritten), a tile at a time: nothing of size n is stored."""
-    if rows is None:
-        if X.shape[0] == 0:
-            grad[:] = 0
-            return math.nan
-        return _run(JOB_GRADIENT, _writable(params), sizes, code, _writable(X),
-                    _writable(Y), _NO_ROWS, grad=grad, head=head)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    if rows.shape[0] == 0:
+    if rows is not None:
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if rows.shape[0] == X.shape[0] > 0 and rows[0] == 0 and (np.diff(rows) == 1).all():
+            rows = None  # in order: no gather
+    if (X.shape[0] if rows is None else rows.shape[0]) == 0:
         grad[:] = 0
         return math.nan
-    if rows.shape[0] == X.shape[0] and rows[0] == 0 and (np.diff(rows) == 1).all():
-        rows = _NO_ROWS  # in order: no gather
     return _run(JOB_GRADIENT, _writable(params), sizes, code, _writable(X), _writable(Y),
-                rows, grad=grad, head=head)
+                _NO_ROWS if rows is None else rows, grad=grad, head=head)
 
 
 # --- parallel: the serial kernels on Python threads ---------------------------------------
