@@ -33,9 +33,10 @@ import numpy as np
 from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
-from numba.core.imputils import lower_builtin
+from numba.core.imputils import impl_ret_borrowed, lower_builtin
 from numba.core.typing.templates import AbstractTemplate, infer_global, signature
 from numba.extending import intrinsic, models, register_model
+from numba.np.arrayobj import populate_array
 
 #: Lanes per vector: 256 bits.
 LANES = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
@@ -287,6 +288,40 @@ def broadcast_at(typingctx, a, i):
         return _splat(builder, value, context.get_value_type(vec))
 
     return vec(a, i), codegen
+
+
+def py_rows_of(a, r, n, s):
+    """An (n, s) C-contiguous view of a's memory from a[r, 0] on (a 2-D, C-contiguous;
+    n s elements must fit): the same buffer in rows of another length."""
+    return a[r:].reshape(-1)[:n * s].reshape(n, s)
+
+
+@_compiled(py_rows_of)
+@intrinsic
+def rows_of(typingctx, a, r, n, s):
+    # numba's reshape would do, but it compares the sizes in float64 (uintp vs intp),
+    # which the float32 kernels must not contain
+    if not (_array_ok(a, 2) and all(isinstance(x, types.Integer) for x in (r, n, s))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        r, n, s = (_index(context, builder, t, v) for t, v in zip(sig.args[1:], args[1:]))
+        array = context.make_array(a)(context, builder, args[0])
+        rows, cols = cgutils.unpack_tuple(builder, array.shape, 2)
+        start = builder.mul(r, cols)
+        if config.BOUNDSCHECK:  # the view's last element lies inside a
+            last = builder.sub(builder.add(start, builder.mul(n, s)), ir.Constant(r.type, 1))
+            cgutils.do_boundscheck(context, builder, last, builder.mul(rows, cols), 0)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(
+            context.get_data_type(a.dtype)))
+        view = context.make_array(a)(context, builder)
+        populate_array(view, data=builder.gep(array.data, [start]),
+                       shape=cgutils.pack_array(builder, [n, s]),
+                       strides=cgutils.pack_array(builder, [builder.mul(s, itemsize), itemsize]),
+                       itemsize=itemsize, meminfo=array.meminfo, parent=array.parent)
+        return impl_ret_borrowed(context, builder, a, view._getvalue())
+
+    return a(a, r, n, s), codegen
 
 
 # --- arithmetic: the operators + - * / and comparisons on Vectors ----------------------

@@ -184,8 +184,8 @@ def test_float32_kernels_compute_in_float32(name):
     sig = {
         "activate": (i64, v8),
         "derivative_times": (i64, v8, v8, v8),
-        "_dense_forward": (vec, i64, i64, i64, i64, i64, f32, i64, f32, i64, i64, i64),
-        "_dense_backward": (vec, i64, i64, i64, i64, f32, i64, i64, i64, i64, i64),
+        "_dense_forward": (vec, i64, i64, i64, i64, i64, f32, i64, i64, i64, i64, i64),
+        "_dense_backward": (vec, i64, i64, i64, i64, f32, i64, i64, i64, i64, i64, i64),
         "_weight_gradient": (f32, i64, i64, i64, i64, vec, i64, i64),
     }[name]
     fresh.compile(sig)

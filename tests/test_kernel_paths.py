@@ -22,6 +22,8 @@ from helpers import ACTIVATIONS, DTYPES, assert_close, assert_params_close, data
 
 import fastgeo
 from fastgeo import kernels
+from numba import njit
+from fastgeo.simd import rows_of
 
 parity = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 
@@ -257,3 +259,22 @@ def test_narrow_loop_runs_where_it_applies():
     assert not case((2, 8, 8, 1), "relu", np.float64)
     assert not case((2, 8, 9, 1), "relu", np.float32)
     assert not case((2, 8, 8, 1), "tanh", np.float32)
+
+
+@njit
+def _write_through_rows_of(a, r, n, s):
+    view = rows_of(a, r, n, s)
+    view[n - 1, s - 1] = -1.0
+    return view.shape[0], view.shape[1], view[0, 0], view[1, 0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rows_of_is_a_view_of_the_same_memory_in_other_rows(dtype):
+    """The strip copies of wide layers live in the tile through ``rows_of``: an (n, s)
+    view starting at row r, written through to the tile."""
+    a = np.arange(10 * 48, dtype=dtype).reshape(10, 48)
+    shape0, shape1, first, second = _write_through_rows_of(a, 3, 5, 24)
+    assert (shape0, shape1) == (5, 24)
+    assert (first, second) == (a[3, 0], a[3, 24])
+    assert a.reshape(-1)[3 * 48 + 5 * 24 - 1] == -1.0
+    assert (a < 0).sum() == 1

@@ -17,6 +17,7 @@ SHAPES = [
     (1, 3, 1),
     (2, 8, 8, 8, 8, 8, 8, 1),  # six hidden layers
     (4, 512, 1),  # wide
+    (3, 130, 131, 2),  # wide layers on both sides: the strip copies, forward and backward
     (5, 17, 3),
 ]
 BATCHES = [1, 7, 300]
