@@ -358,7 +358,8 @@ def tile_rows(sizes):
     """Rows of the tile buffer for a net of these sizes."""
     sizes = [int(s) for s in sizes]
     widest = max(sizes)
-    strip = -(-widest // TILE_STRIPS) if widest >= PACK_MIN else 0  # width >= TILE_STRIPS strips
+    # widest x 3V (width >= TILE_STRIPS strips of 3V) or width x 3V (3V <= 24)
+    strip = max(-(-widest // TILE_STRIPS), 24) if widest >= PACK_MIN else 0
     return (sum(-(-(s + 1) // 4) * 4 for s in sizes) + sum(-(-s // 4) * 4 for s in sizes[1:])
             + sizes[-1] + sum(-(-s // 4) * 4 for s in sizes[1:-1]) + strip + SCRATCH_ROWS)
 
@@ -844,13 +845,19 @@ def _times_derivative(code, tile, r, t, e):
 
 
 @kernel(internal=True)
-def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width):
+def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip):
     """grad[w + q n_out + o] += sum_t tile[r_act + q, t] tile[r_err + o, t] for q <= n_in,
     o < n_out: dW, and (q = n_in, the row of ones) db. Blocks of 2 inputs x 4 outputs, 8
-    vector sums over the tile's columns, added up lane by lane at the end."""
+    vector sums over the tile's columns, added up lane by lane at the end; with r_strip
+    >= 0, a layer of PACK_MIN inputs and units or more takes its strips of 3 vectors of
+    outputs as outer products instead (``_weight_gradient_outer``)."""
     V = lanes(tile)
     zero = broadcast(tile.dtype.type(0.0))
-    full = n_out // 4 * 4
+    o0 = 0
+    if r_strip >= 0 and n_in + 1 >= PACK_MIN and n_out >= PACK_MIN:
+        o0 = n_out // (3 * V) * (3 * V)
+        _weight_gradient_outer(tile, r_act, n_in, r_err, n_out, o0, grad, w, width, r_strip)
+    full = o0 + (n_out - o0) // 4 * 4
     for o in range(full, n_out):  # the last 1-3 outputs: blocks of 4 inputs x 1 output
         d = r_err + o
         for q in range(0, n_in + 1, 4):
@@ -869,7 +876,7 @@ def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width):
                 grad[i + 2 * n_out] += hsum(s2)
             if q + 3 <= n_in:
                 grad[i + 3 * n_out] += hsum(s3)
-    for o in range(0, full, 4):  # the 4 error rows stay in L1 while the inputs stream
+    for o in range(o0, full, 4):  # the 4 error rows stay in L1 while the inputs stream
         for q in range(0, n_in + 1, 2):
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             for t in range(0, width, V):
@@ -890,6 +897,75 @@ def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width):
             _add_sums(grad, w + q * n_out + o, n_out - o, s00, s01, s02, s03)
             if q + 1 <= n_in:
                 _add_sums(grad, w + (q + 1) * n_out + o, n_out - o, s10, s11, s12, s13)
+
+
+@kernel(internal=True)
+def _weight_gradient_outer(tile, r_act, n_in, r_err, n_out, stop, grad, w, width, r_strip):
+    """_weight_gradient's outputs o < stop (a multiple of 3V) as outer products: each
+    strip of 3V errors transposed into a (width, 3V) copy, then every block of 4 inputs
+    sums a[q + j, t] E^T[t] over the tile in 12 registers (``_block`` with the samples as
+    the fan-in) and adds them to 3 vectors of each of its rows of grad: no lane sums."""
+    V = lanes(tile)
+    S = 3 * V
+    zero = broadcast(tile.dtype.type(0.0))
+    for o in range(0, stop, S):
+        ET = rows_of(tile, r_strip, width, S)
+        for t in range(width):
+            for c in range(S):
+                ET[t, c] = tile[r_err + o + c, t]
+        for q in range(0, n_in + 1, 4):
+            c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _outer_block(
+                tile, r_act + q, ET, width, zero)
+            i = w + q * n_out + o
+            _add_vectors(grad, i, c00, c01, c02)
+            if q + 1 <= n_in:
+                _add_vectors(grad, i + n_out, c10, c11, c12)
+            if q + 2 <= n_in:
+                _add_vectors(grad, i + 2 * n_out, c20, c21, c22)
+            if q + 3 <= n_in:
+                _add_vectors(grad, i + 3 * n_out, c30, c31, c32)
+
+
+@kernel(internal=True, inline="always")
+def _outer_block(tile, r, ET, n, zero):
+    """sum over t < n of tile[r + j, t] * ET[t, vV:(v + 1)V], for j < 4 and v < 3, in 12
+    registers (the weight gradient's ``_block``: the samples are the fan-in)."""
+    V = lanes(tile)
+    a0 = tile[r]
+    a1 = tile[r + 1]
+    a2 = tile[r + 2]
+    a3 = tile[r + 3]
+    c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = zero
+    for t in range(n):
+        x0 = load(ET, t, 0)
+        x1 = load(ET, t, V)
+        x2 = load(ET, t, 2 * V)
+        a = broadcast_at(a0, t)
+        c00 = fma(a, x0, c00)
+        c01 = fma(a, x1, c01)
+        c02 = fma(a, x2, c02)
+        a = broadcast_at(a1, t)
+        c10 = fma(a, x0, c10)
+        c11 = fma(a, x1, c11)
+        c12 = fma(a, x2, c12)
+        a = broadcast_at(a2, t)
+        c20 = fma(a, x0, c20)
+        c21 = fma(a, x1, c21)
+        c22 = fma(a, x2, c22)
+        a = broadcast_at(a3, t)
+        c30 = fma(a, x0, c30)
+        c31 = fma(a, x1, c31)
+        c32 = fma(a, x2, c32)
+    return c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32
+
+
+@kernel(internal=True, inline="always")
+def _add_vectors(grad, i, c0, c1, c2):
+    """grad[i:i + 3V] += (c0, c1, c2)."""
+    V = lanes(grad)
+    store1(grad, i, load1(grad, i) + c0)
+    store1(grad, i + V, load1(grad, i + V) + c1)
+    store1(grad, i + 2 * V, load1(grad, i + 2 * V) + c2)
 
 
 @kernel(internal=True, inline="always")
@@ -1048,7 +1124,7 @@ def _backward_tile(packed, sizes, code, tile, width, grad):
         r_act = _activation_rows(sizes, l - 1)
         r_err = _error_rows(sizes, l)
         _weight_gradient(tile, r_act, sizes[l - 1], r_err, sizes[l], grad,
-                         _weight_offset(sizes, l), width)
+                         _weight_offset(sizes, l), width, _strip_row(sizes))
         if l > 1:
             _, _, g = _packed_layer(sizes, l)
             _dense_backward(packed, g, sizes[l - 1], sizes[l], code, tile, r_err, r_act,

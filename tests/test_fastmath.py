@@ -186,7 +186,7 @@ def test_float32_kernels_compute_in_float32(name):
         "derivative_times": (i64, v8, v8, v8),
         "_dense_forward": (vec, i64, i64, i64, i64, i64, f32, i64, i64, i64, i64, i64),
         "_dense_backward": (vec, i64, i64, i64, i64, f32, i64, i64, i64, i64, i64, i64),
-        "_weight_gradient": (f32, i64, i64, i64, i64, vec, i64, i64),
+        "_weight_gradient": (f32, i64, i64, i64, i64, vec, i64, i64, i64),
     }[name]
     fresh.compile(sig)
     llvm = fresh.inspect_llvm(sig)
