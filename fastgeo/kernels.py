@@ -477,6 +477,10 @@ def _load_rows(X, order, gather, r0, m, tile, row, width):
                 store(tile, row, start, evens(a, b))
                 store(tile, row + 1, start, odds(a, b))
             start += V
+    if V == 8 and d >= 8:  # float32, many features: 8 samples x 8 features at a time
+        while start + 8 <= m:
+            _load_transposed(X, order, gather, r0 + start, tile, row, start)
+            start += 8
     for t in range(start, m):
         i = order[r0 + t] if gather else r0 + t
         for k in range(d):
@@ -484,6 +488,47 @@ def _load_rows(X, order, gather, r0, m, tile, row, width):
     for k in range(d):
         for t in range(m, width):
             tile[row + k, t] = zero
+
+
+@kernel(internal=True, inline="always")
+def _load_transposed(X, order, gather, r, tile, row, t):
+    """tile[row + k, t:t + 8] = X[i_s, k] for s < 8, i_s = order[r + s] when ``gather``,
+    else r + s; k < d: each 8 x 8 block loaded as 8 vectors of a sample's features and
+    transposed in registers (three rounds of evens/odds), the last d % 8 features one
+    by one."""
+    d = X.shape[1]
+    i0 = order[r] if gather else r
+    i1 = order[r + 1] if gather else r + 1
+    i2 = order[r + 2] if gather else r + 2
+    i3 = order[r + 3] if gather else r + 3
+    i4 = order[r + 4] if gather else r + 4
+    i5 = order[r + 5] if gather else r + 5
+    i6 = order[r + 6] if gather else r + 6
+    i7 = order[r + 7] if gather else r + 7
+    for k in range(0, d - 7, 8):
+        x0, x1, x2, x3 = load(X, i0, k), load(X, i1, k), load(X, i2, k), load(X, i3, k)
+        x4, x5, x6, x7 = load(X, i4, k), load(X, i5, k), load(X, i6, k), load(X, i7, k)
+        for _ in range(3):  # row j of the block ends as column j
+            x0, x1, x2, x3, x4, x5, x6, x7 = (
+                evens(x0, x1), evens(x2, x3), evens(x4, x5), evens(x6, x7),
+                odds(x0, x1), odds(x2, x3), odds(x4, x5), odds(x6, x7))
+        store(tile, row + k, t, x0)
+        store(tile, row + k + 1, t, x1)
+        store(tile, row + k + 2, t, x2)
+        store(tile, row + k + 3, t, x3)
+        store(tile, row + k + 4, t, x4)
+        store(tile, row + k + 5, t, x5)
+        store(tile, row + k + 6, t, x6)
+        store(tile, row + k + 7, t, x7)
+    for k in range(d // 8 * 8, d):
+        tile[row + k, t] = X[i0, k]
+        tile[row + k, t + 1] = X[i1, k]
+        tile[row + k, t + 2] = X[i2, k]
+        tile[row + k, t + 3] = X[i3, k]
+        tile[row + k, t + 4] = X[i4, k]
+        tile[row + k, t + 5] = X[i5, k]
+        tile[row + k, t + 6] = X[i6, k]
+        tile[row + k, t + 7] = X[i7, k]
 
 
 # --- the stages -------------------------------------------------------------------------
@@ -593,20 +638,21 @@ def _dense_forward(packed, f, b, n_in, n_out, code, tile, r_in, r_out, r_z, widt
     """tile[r_out + o] = f(z_o), z_o = b_o + sum_q W[q, o] tile[r_in + q], for o < n_out,
     columns < width (f: the activation ``code``; IDENTITY keeps the logits); z_o also
     into tile[r_z + o] when r_z >= 0. With r_strip >= 0, a layer of PACK_MIN inputs or
-    more copies each strip of its inputs once (``_strip``) and runs every unit over it;
-    narrower layers run each block of units over every strip in place."""
+    more goes strip by strip, each copied once (``_strip``) and read by every unit's
+    block; narrower layers go block by block over every strip in place (the block's
+    weights stay in L1). One loop nest for both orders: the block is emitted once."""
     S = 3 * lanes(tile)
-    if r_strip >= 0 and n_in >= PACK_MIN:
-        for t in range(0, width, S):
-            strip = _strip(tile, r_strip, r_in, n_in, t)
-            for o in range(0, n_out, 4):
-                _dense_block(packed, f, b, n_in, n_out, code, strip, 0, 0, tile, r_out, r_z,
-                             o, t)
-    else:
-        for o in range(0, n_out, 4):
-            for t in range(0, width, S):
-                _dense_block(packed, f, b, n_in, n_out, code, tile, r_in, t, tile, r_out, r_z,
-                             o, t)
+    wide = r_strip >= 0 and n_in >= PACK_MIN
+    n_blocks = (n_out + 3) // 4
+    n_strips = (width + S - 1) // S
+    IN, r, u = tile, r_in, 0
+    for i in range(n_strips if wide else n_blocks):
+        for j in range(n_blocks if wide else n_strips):
+            o, t = (4 * j, S * i) if wide else (4 * i, S * j)
+            if wide and j == 0:
+                IN, r = _strip(tile, r_strip, r_in, n_in, t), 0
+            u = 0 if wide else t
+            _dense_block(packed, f, b, n_in, n_out, code, IN, r, u, tile, r_out, r_z, o, t)
 
 
 @kernel(internal=True, inline="always")
@@ -787,20 +833,20 @@ def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_z, r_pre
     """The error of the layer below: tile[r_prev + q] = f'(z_q) * sum_o W[q, o]
     tile[r_err + o], f'(z_q) from the activations at tile[r_act + q] (and z at
     tile[r_z + q] when r_z >= 0); all pad4(n_in) rows (the padding rows come out 0:
-    their weights are 0). Strips of the errors of a layer of PACK_MIN units or more are
-    copied first, as in ``_dense_forward``."""
+    their weights are 0). A layer of PACK_MIN units or more goes strip by strip over
+    copies of its errors, as in ``_dense_forward``."""
     S = 3 * lanes(tile)
-    if r_strip >= 0 and n_out >= PACK_MIN:
-        for t in range(0, width, S):
-            strip = _strip(tile, r_strip, r_err, n_out, t)
-            for q in range(0, n_in, 4):
-                _error_block(packed, g, n_out, code, strip, 0, 0, tile, r_act, r_z, r_prev,
-                             q, t)
-    else:
-        for q in range(0, n_in, 4):
-            for t in range(0, width, S):
-                _error_block(packed, g, n_out, code, tile, r_err, t, tile, r_act, r_z, r_prev,
-                             q, t)
+    wide = r_strip >= 0 and n_out >= PACK_MIN
+    n_blocks = (n_in + 3) // 4
+    n_strips = (width + S - 1) // S
+    ERR, r, u = tile, r_err, 0
+    for i in range(n_strips if wide else n_blocks):
+        for j in range(n_blocks if wide else n_strips):
+            q, t = (4 * j, S * i) if wide else (4 * i, S * j)
+            if wide and j == 0:
+                ERR, r = _strip(tile, r_strip, r_err, n_out, t), 0
+            u = 0 if wide else t
+            _error_block(packed, g, n_out, code, ERR, r, u, tile, r_act, r_z, r_prev, q, t)
 
 
 @kernel(internal=True, inline="always")

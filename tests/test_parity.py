@@ -19,6 +19,7 @@ SHAPES = [
     (4, 512, 1),  # wide
     (3, 130, 131, 2),  # wide layers on both sides: the strip copies, forward and backward
     (5, 17, 3),
+    (11, 6, 3),  # 11 inputs: 8 x 8 blocks loaded transposed, then 3 one by one
 ]
 BATCHES = [1, 7, 300]
 
@@ -60,7 +61,7 @@ def test_train_step(sizes, activation, dtype):
 @pytest.mark.parametrize(
     "sizes, batch_size, shuffle",
     [((2, 8, 8, 1), None, False), ((2, 8, 8, 1), 16, True), ((3, 6, 2), 7, True),
-     ((2, 8, 8, 8, 1), 50, False)],
+     ((2, 8, 8, 8, 1), 50, False), ((11, 6, 2), 20, True)],
     ids=str,
 )
 def test_fit_200_epochs(sizes, batch_size, shuffle, activation, dtype):
