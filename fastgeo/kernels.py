@@ -894,15 +894,11 @@ def _times_derivative(code, tile, r, t, e):
 def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip):
     """grad[w + q n_out + o] += sum_t tile[r_act + q, t] tile[r_err + o, t] for q <= n_in,
     o < n_out: dW, and (q = n_in, the row of ones) db. Blocks of 2 inputs x 4 outputs, 8
-    vector sums over the tile's columns, added up lane by lane at the end; with r_strip
-    >= 0, a layer of PACK_MIN inputs and units or more takes its strips of 3 vectors of
-    outputs as outer products instead (``_weight_gradient_outer``)."""
+    vector sums over the tile's columns, added up lane by lane at the end; the outputs
+    ``_outer_products`` takes (wide float32 layers) as outer products instead."""
     V = lanes(tile)
     zero = broadcast(tile.dtype.type(0.0))
-    o0 = 0
-    if r_strip >= 0 and n_in + 1 >= PACK_MIN and n_out >= PACK_MIN:
-        o0 = n_out // (3 * V) * (3 * V)
-        _weight_gradient_outer(tile, r_act, n_in, r_err, n_out, o0, grad, w, width, r_strip)
+    o0 = _outer_products(tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip)
     full = o0 + (n_out - o0) // 4 * 4
     for o in range(full, n_out):  # the last 1-3 outputs: blocks of 4 inputs x 1 output
         d = r_err + o
@@ -943,6 +939,25 @@ def _weight_gradient(tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip):
             _add_sums(grad, w + q * n_out + o, n_out - o, s00, s01, s02, s03)
             if q + 1 <= n_in:
                 _add_sums(grad, w + (q + 1) * n_out + o, n_out - o, s10, s11, s12, s13)
+
+
+def _outer_products(tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip):
+    """``_weight_gradient_outer`` for the outputs below the last multiple of 3V where it
+    applies (r_strip >= 0, PACK_MIN inputs and units or more); returns that multiple, 0
+    where it does not apply. float32 only: not even compiled for float64, whose cold
+    compile (``fastgeo reproduce``'s) stays as it was."""
+    if r_strip < 0 or n_in + 1 < PACK_MIN or n_out < PACK_MIN:
+        return 0
+    stop = n_out // (3 * lanes(tile)) * (3 * lanes(tile))
+    _weight_gradient_outer(tile, r_act, n_in, r_err, n_out, stop, grad, w, width, r_strip)
+    return stop
+
+
+@overload(_outer_products, jit_options=dict(INTERNAL_OPTIONS))
+def _outer_products_compiled(tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip):
+    if tile.dtype != types.float32:
+        return lambda tile, r_act, n_in, r_err, n_out, grad, w, width, r_strip: 0
+    return _outer_products
 
 
 @kernel(internal=True)

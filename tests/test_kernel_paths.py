@@ -278,3 +278,18 @@ def test_rows_of_is_a_view_of_the_same_memory_in_other_rows(dtype):
     assert (first, second) == (a[3, 0], a[3, 24])
     assert a.reshape(-1)[3 * 48 + 5 * 24 - 1] == -1.0
     assert (a < 0).sum() == 1
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_wide_layers_and_many_inputs_small(activation, dtype):
+    """The strip copies of wide layers (>= PACK_MIN units, forward and backward), the
+    outer-product weight gradient (float32) and the transposed loads of 8+ features,
+    small enough to run as plain Python too (the DISABLE_JIT, BOUNDSCHECK and generic-CPU
+    runs of `make test`)."""
+    sizes = (9, kernels.PACK_MIN + 2, kernels.PACK_MIN + 1, 2)
+    fast, ref = pair(sizes, activation, dtype)
+    X, y = data(10, sizes[0], sizes[-1], dtype=dtype)
+    assert_close(fast.forward(X), ref.forward(X), dtype)
+    assert_params_close(fast.gradients(X, y)[0], ref.gradients(X, y)[0], dtype)
