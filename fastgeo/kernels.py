@@ -378,8 +378,14 @@ def _pack(params, sizes, packed, backward):
             for q in range(n_in):
                 dst = f + o * n_in + 4 * q
                 src = w + q * n_out + o
-                for j in range(units):
-                    packed[dst + j] = params[src + j]
+                if units == 4:  # four statements: one 4-wide copy
+                    packed[dst] = params[src]
+                    packed[dst + 1] = params[src + 1]
+                    packed[dst + 2] = params[src + 2]
+                    packed[dst + 3] = params[src + 3]
+                else:
+                    for j in range(units):
+                        packed[dst + j] = params[src + j]
         for o in range(n_out):
             packed[b + o] = params[w + n_in * n_out + o]
         if backward:
