@@ -358,8 +358,7 @@ def tile_rows(sizes):
     """Rows of the tile buffer for a net of these sizes."""
     sizes = [int(s) for s in sizes]
     widest = max(sizes)
-    # widest x 3V (width >= TILE_STRIPS strips of 3V) or width x 3V (3V <= 24)
-    strip = max(-(-widest // TILE_STRIPS), 24) if widest >= PACK_MIN else 0
+    strip = widest if widest >= PACK_MIN else 0  # widest x width; the transposed strip: 3V
     return (sum(-(-(s + 1) // 4) * 4 for s in sizes) + sum(-(-s // 4) * 4 for s in sizes[1:])
             + sizes[-1] + sum(-(-s // 4) * 4 for s in sizes[1:-1]) + strip + SCRATCH_ROWS)
 
@@ -483,10 +482,7 @@ def _load_rows(X, order, gather, r0, m, tile, row, width):
                 store(tile, row, start, evens(a, b))
                 store(tile, row + 1, start, odds(a, b))
             start += V
-    if V == 8 and d >= 8:  # float32, many features: 8 samples x 8 features at a time
-        while start + 8 <= m:
-            _load_transposed(X, order, gather, r0 + start, tile, row, start)
-            start += 8
+    start = _transposed_loads(X, order, gather, r0, start, m, tile, row)
     for t in range(start, m):
         i = order[r0 + t] if gather else r0 + t
         for k in range(d):
@@ -494,6 +490,25 @@ def _load_rows(X, order, gather, r0, m, tile, row, width):
     for k in range(d):
         for t in range(m, width):
             tile[row + k, t] = zero
+
+
+def _transposed_loads(X, order, gather, r0, start, m, tile, row):
+    """_load_rows' samples from ``start`` on, 8 at a time (``_load_transposed``), for 8
+    features or more; returns where it stopped. float32 only: not even compiled for
+    float64 (``fastgeo reproduce``'s cold compile)."""
+    if X.shape[1] < 8 or lanes(tile) != 8:  # the float32 layout (without the JIT too)
+        return start
+    while start + 8 <= m:
+        _load_transposed(X, order, gather, r0 + start, tile, row, start)
+        start += 8
+    return start
+
+
+@overload(_transposed_loads, jit_options=dict(INTERNAL_OPTIONS))
+def _transposed_loads_compiled(X, order, gather, r0, start, m, tile, row):
+    if tile.dtype != types.float32:
+        return lambda X, order, gather, r0, start, m, tile, row: start
+    return _transposed_loads
 
 
 @kernel(internal=True, inline="always")
@@ -625,40 +640,39 @@ def _store_block(OUT, r, t, rows, c00, c01, c02, c10, c11, c12, c20, c21, c22, c
 
 
 @kernel(internal=True, inline="always")
-def _strip(tile, r_strip, r, n, t):
-    """tile[r:r + n, t:t + 3V] copied into contiguous tile memory from row r_strip on, as
-    an (n, 3V) array. A wide layer's blocks then read one stream instead of n rows a tile
-    row apart (which share few L1 sets): 512-wide layer 33 -> 45 GMAC/s."""
+def _strips(tile, r_strip, r, n, width):
+    """tile[r:r + n, :width] copied strip by strip (3 vectors of columns) into contiguous
+    tile memory from row r_strip on, as a (strips x n, 3V) array: strip s's row i at row
+    s n + i. A wide layer's blocks then read one stream per strip instead of n rows a
+    tile row apart (which share few L1 sets): 512-wide layer 33 -> 45 GMAC/s."""
     V = lanes(tile)
     S = 3 * V
-    strip = rows_of(tile, r_strip, n, S)
-    for i in range(n):
-        store(strip, i, 0, load(tile, r + i, t))
-        store(strip, i, V, load(tile, r + i, t + V))
-        store(strip, i, 2 * V, load(tile, r + i, t + 2 * V))
-    return strip
+    strips = (width + S - 1) // S
+    view = rows_of(tile, r_strip, strips * n, S)
+    for k in range(strips):
+        for i in range(n):
+            store(view, k * n + i, 0, load(tile, r + i, k * S))
+            store(view, k * n + i, V, load(tile, r + i, k * S + V))
+            store(view, k * n + i, 2 * V, load(tile, r + i, k * S + 2 * V))
+    return view
 
 
 @kernel(internal=True)
 def _dense_forward(packed, f, b, n_in, n_out, code, tile, r_in, r_out, r_z, width, r_strip):
     """tile[r_out + o] = f(z_o), z_o = b_o + sum_q W[q, o] tile[r_in + q], for o < n_out,
     columns < width (f: the activation ``code``; IDENTITY keeps the logits); z_o also
-    into tile[r_z + o] when r_z >= 0. With r_strip >= 0, a layer of PACK_MIN inputs or
-    more goes strip by strip, each copied once (``_strip``) and read by every unit's
-    block; narrower layers go block by block over every strip in place (the block's
-    weights stay in L1). One loop nest for both orders: the block is emitted once."""
+    into tile[r_z + o] when r_z >= 0. Block by block of units, each over every strip
+    (its weights stay in L1); with r_strip >= 0, a layer of PACK_MIN inputs or more
+    reads its inputs from strip copies (``_strips``)."""
     S = 3 * lanes(tile)
     wide = r_strip >= 0 and n_in >= PACK_MIN
-    n_blocks = (n_out + 3) // 4
-    n_strips = (width + S - 1) // S
-    IN, r, u = tile, r_in, 0
-    for i in range(n_strips if wide else n_blocks):
-        for j in range(n_blocks if wide else n_strips):
-            o, t = (4 * j, S * i) if wide else (4 * i, S * j)
-            if wide and j == 0:
-                IN, r = _strip(tile, r_strip, r_in, n_in, t), 0
-            u = 0 if wide else t
-            _dense_block(packed, f, b, n_in, n_out, code, IN, r, u, tile, r_out, r_z, o, t)
+    IN = _strips(tile, r_strip, r_in, n_in, width) if wide else tile
+    # strip k's inputs: IN[r + k dr, u + k du:], in place (r_in, 0, S) or copied (0, n_in, 0)
+    r, dr, du = (0, n_in, 0) if wide else (r_in, 0, S)
+    for o in range(0, n_out, 4):
+        for k in range((width + S - 1) // S):
+            _dense_block(packed, f, b, n_in, n_out, code, IN, r + k * dr, k * du, tile, r_out,
+                         r_z, o, k * S)
 
 
 @kernel(internal=True, inline="always")
@@ -839,20 +853,16 @@ def _dense_backward(packed, g, n_in, n_out, code, tile, r_err, r_act, r_z, r_pre
     """The error of the layer below: tile[r_prev + q] = f'(z_q) * sum_o W[q, o]
     tile[r_err + o], f'(z_q) from the activations at tile[r_act + q] (and z at
     tile[r_z + q] when r_z >= 0); all pad4(n_in) rows (the padding rows come out 0:
-    their weights are 0). A layer of PACK_MIN units or more goes strip by strip over
-    copies of its errors, as in ``_dense_forward``."""
+    their weights are 0). A layer of PACK_MIN units or more reads its errors from strip
+    copies, as in ``_dense_forward``."""
     S = 3 * lanes(tile)
     wide = r_strip >= 0 and n_out >= PACK_MIN
-    n_blocks = (n_in + 3) // 4
-    n_strips = (width + S - 1) // S
-    ERR, r, u = tile, r_err, 0
-    for i in range(n_strips if wide else n_blocks):
-        for j in range(n_blocks if wide else n_strips):
-            q, t = (4 * j, S * i) if wide else (4 * i, S * j)
-            if wide and j == 0:
-                ERR, r = _strip(tile, r_strip, r_err, n_out, t), 0
-            u = 0 if wide else t
-            _error_block(packed, g, n_out, code, ERR, r, u, tile, r_act, r_z, r_prev, q, t)
+    ERR = _strips(tile, r_strip, r_err, n_out, width) if wide else tile
+    r, dr, du = (0, n_out, 0) if wide else (r_err, 0, S)  # as in _dense_forward
+    for q in range(0, n_in, 4):
+        for k in range((width + S - 1) // S):
+            _error_block(packed, g, n_out, code, ERR, r + k * dr, k * du, tile, r_act, r_z,
+                         r_prev, q, k * S)
 
 
 @kernel(internal=True, inline="always")
