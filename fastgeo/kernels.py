@@ -43,8 +43,9 @@ l's activations take pad4(n_l + 1) rows: n_l units, a row of ones (the bias inpu
 gradient) and zero rows; then each layer's error (pad4(n_l) rows, zero past n_l), then
 the labels, then each hidden layer's z (pad4(n_l) rows; written in training, and only
 for activations whose derivative needs z), then, in nets with a layer of PACK_MIN units
-or more, the strip rows (``_strip``: one strip of 3 vectors of a wide layer's inputs or
-errors, copied into contiguous memory and viewed as (n, 3V) with ``rows_of``), then
+or more, the strip rows (``_strips``: a wide layer's inputs or errors copied strip by
+strip, 3 vectors of columns each, into contiguous memory viewed as (strips x n, 3V) with
+``rows_of``; the weight gradient's transposed error strip), then
 SCRATCH_ROWS rows of per-sample scratch (the softmax's). A tile of m samples computes m
 rounded up to a strip of 3 vectors.
 
@@ -105,7 +106,7 @@ TILE = {np.dtype(dt): TILE_STRIPS * 3 * LANES[np.dtype(dt)] for dt in (np.float3
 #: The widest layer and the most inputs of a net whose tiles take twice TILE samples
 SMALL_NET_UNITS, SMALL_NET_INPUTS = 64, 8
 #: Dense layers summing over at least this many rows (inputs forward, errors backward)
-#: read each strip of 3 vectors of them from a contiguous copy (``_strip``)
+#: read each strip of 3 vectors of them from a contiguous copy (``_strips``)
 PACK_MIN = 128
 
 # minstd shuffling; kept equal to fastgeo.reference
@@ -282,7 +283,7 @@ def _z_rows(sizes, l):
 
 @kernel(internal=True)
 def _strip_row(sizes):
-    """First tile row of the strip copies (``_strip``), after the z rows."""
+    """First tile row of the strip copies (``_strips``), after the z rows."""
     return _z_rows(sizes, sizes.shape[0] - 1)
 
 
