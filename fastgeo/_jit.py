@@ -78,23 +78,42 @@ def _enable_cache(dispatcher):
             _warned_uncached = True
 
 
-def _one_specialisation(dispatcher):
+def _one_specialisation(dispatcher, internal):
     """Calls from other kernels compile dispatcher for the argument types with their literal
     values dropped (numba would otherwise compile another copy for each constant passed,
-    e.g. ``_load_rows(..., 0, ...)`` next to ``_load_rows(..., row, ...)``)."""
+    e.g. ``_load_rows(..., 0, ...)`` next to ``_load_rows(..., row, ...)``). An internal
+    kernel that returns an array is refused as it compiles (``INTERNAL_OPTIONS``)."""
     typed = dispatcher.get_call_template
 
     def get_call_template(args, kws):
-        return typed(tuple(types.unliteral(a) for a in args),
-                     {k: types.unliteral(v) for k, v in kws.items()})
+        template = typed(tuple(types.unliteral(a) for a in args),
+                         {k: types.unliteral(v) for k, v in kws.items()})
+        if internal:
+            for compiled in dispatcher.overloads.values():
+                if _holds_array(compiled.signature.return_type):
+                    raise TypeError(
+                        f"internal kernel {dispatcher.py_func.__name__} returns an array; "
+                        "internal kernels compile without reference counting and must not")
+        return template
 
     dispatcher.get_call_template = get_call_template
     return dispatcher
 
 
-#: ``numba.njit`` options of an internal kernel (also for fastgeo's own ``@overload``s)
+def _holds_array(t):
+    if isinstance(t, types.BaseTuple):
+        return any(_holds_array(x) for x in t)
+    return isinstance(t, types.Array)
+
+
+#: ``numba.njit`` options of an internal kernel (also for fastgeo's own ``@overload``s).
+#: Internal kernels work on arrays their callers own: they never allocate an array or
+#: return one (tests/test_kernel_paths.py checks the return types), so they compile
+#: without numba's reference counting (``_nrt``). With it, a helper inlined in a loop
+#: left incref/decref calls of its array arguments in the loop, each a call that spills
+#: every vector register: 10-15% of net A's forward and of the article's float64 fit.
 INTERNAL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "nogil": True,
-                    "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+                    "no_cpython_wrapper": True, "no_cfunc_wrapper": True, "_nrt": False}
 
 
 def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=False):
@@ -106,8 +125,9 @@ def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=F
 
     def decorate(f):
         options = {}
-        if internal:
-            options = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+        if internal:  # INTERNAL_OPTIONS' wrappers and reference counting
+            options = {k: INTERNAL_OPTIONS[k]
+                       for k in ("no_cpython_wrapper", "no_cfunc_wrapper", "_nrt")}
         dispatcher = njit(
             f,
             parallel=parallel,
@@ -121,7 +141,7 @@ def kernel(fn=None, *, parallel=False, fastmath=None, inline="never", internal=F
             if not internal:
                 _enable_cache(dispatcher)
             if inline == "never":
-                _one_specialisation(dispatcher)
+                _one_specialisation(dispatcher, internal)
         return dispatcher
 
     return decorate if fn is None else decorate(fn)

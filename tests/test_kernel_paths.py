@@ -293,3 +293,28 @@ def test_wide_layers_and_many_inputs_small(activation, dtype):
     X, y = data(10, sizes[0], sizes[-1], dtype=dtype)
     assert_close(fast.forward(X), ref.forward(X), dtype)
     assert_params_close(fast.gradients(X, y)[0], ref.gradients(X, y)[0], dtype)
+
+
+def test_internal_kernels_may_not_return_arrays():
+    """Internal kernels compile without reference counting (``_jit.INTERNAL_OPTIONS``): one
+    returning an array would hand its caller a reference it never took. Such a kernel is
+    refused as it compiles, and the package's own internal kernels return none."""
+    from numba import config
+    from numba.core.errors import TypingError
+
+    from fastgeo import _jit
+
+    if config.DISABLE_JIT:
+        pytest.skip("a compile-time check")
+
+    @_jit.kernel(internal=True)
+    def same(a):  # numba itself refuses any other array; this one it lets through
+        return a
+
+    @njit
+    def caller(a):
+        return same(a)[0]
+
+    with pytest.raises((TypeError, TypingError), match="returns an array"):
+        caller(np.zeros((2, 2)))
+    assert _jit.INTERNAL_OPTIONS["_nrt"] is False
