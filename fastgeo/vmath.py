@@ -70,9 +70,9 @@ def _exp64(x):
     """exp(x) for float64 lanes with x <= 0 (NaN -> NaN), to 1 ulp down to the smallest
     normal, exp(-708.39); below, the result is that smallest normal (callers use it where
     such values are negligible: sigmoid's e, tanh's exp(-2|z|) for |z| > 354). The
-    degree-12 Taylor polynomial by Estrin's scheme: 4 steps deep instead of Horner's 12,
-    so the vectors of a block overlap (a sigmoid layer of the article's float64 fit
-    ran 1.7x faster)."""
+    degree-12 Taylor polynomial mostly by Estrin's scheme: 6 steps deep instead of
+    Horner's 12, so the vectors of a dense block overlap (1.35x faster per element in
+    a block-shaped loop; sigmoid within 3.3 ulp, Horner's 3.15)."""
     y = where(x < _EXP_MIN64, _EXP_MIN64, x)
     n = rint(y * _LOG2E)
     r = fma(n, -_LN2_HI64, y)
@@ -80,16 +80,16 @@ def _exp64(x):
     r2 = r * r
     r4 = r2 * r2
     r8 = r4 * r4
-    q0 = r + 1.0  # the pairs c_2k + c_2k+1 r, c_k = 1 / k!
+    # p = 1 + r + r^2 Q(r), Q = c_2 + c_3 r + ... + c_12 r^10 (c_k = 1 / k!) by Estrin:
+    # pairs c_2k + c_2k+1 r, combined with r^2, r^4, r^8; the 1 + r added last, so the
+    # rounding of the tail is scaled by r^2 (as accurate as Horner's order)
     q1 = fma(r, 0.16666666666666666, 0.5)
     q2 = fma(r, 0.008333333333333333, 0.041666666666666664)
     q3 = fma(r, 0.0001984126984126984, 0.001388888888888889)
     q4 = fma(r, 2.7557319223985893e-06, 2.48015873015873e-05)
     q5 = fma(r, 2.505210838544172e-08, 2.755731922398589e-07)
-    s0 = fma(q1, r2, q0)
-    s1 = fma(q3, r2, q2)
-    s2 = fma(r4, 2.08767569878681e-09, fma(q5, r2, q4))  # c_8 .. c_12
-    p = fma(s2, r8, fma(s1, r4, s0))
+    q = fma(fma(r2, 2.08767569878681e-09, q5), r8, fma(fma(q4, r2, q3), r4, fma(q2, r2, q1)))
+    p = fma(r2, q, r) + 1.0
     return p * pow2(n)
 
 
