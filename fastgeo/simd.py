@@ -290,6 +290,53 @@ def broadcast_at(typingctx, a, i):
     return vec(a, i), codegen
 
 
+def py_get(a, i):
+    """a[i] (a 1-D, contiguous; i >= 0): an element without numba's negative-index
+    wraparound, whose compare and select per access keep LLVM from vectorizing loops
+    over computed indices (a 9,000-element copy: 7.1 -> 0.7 us)."""
+    return a[i]
+
+
+def py_put(a, i, x):
+    """a[i] = x (a 1-D, contiguous; i >= 0), without the wraparound (``get``)."""
+    a[i] = x
+
+
+def _scalar_pointer(context, builder, a, ary, ity, i):
+    ind = _index(context, builder, ity, i)
+    array = context.make_array(a)(context, builder, ary)
+    if config.BOUNDSCHECK:
+        cgutils.do_boundscheck(context, builder, ind,
+                               cgutils.unpack_tuple(builder, array.shape, 1)[0], 0)
+    return builder.gep(array.data, [ind])
+
+
+@_compiled(py_get)
+@intrinsic
+def get(typingctx, a, i):
+    if not (_array_ok(a, 1) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_scalar_pointer(context, builder, a, args[0], sig.args[1], args[1]))
+
+    return a.dtype(a, i), codegen
+
+
+@_compiled(py_put)
+@intrinsic
+def put(typingctx, a, i, x):
+    if not (_array_ok(a, 1) and isinstance(i, types.Integer) and isinstance(x, types.Number)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        value = context.cast(builder, args[2], sig.args[2], a.dtype)
+        builder.store(value, _scalar_pointer(context, builder, a, args[0], sig.args[1], args[1]))
+        return context.get_dummy_value()
+
+    return types.none(a, i, x), codegen
+
+
 def py_rows_of(a, r, n, s):
     """An (n, s) C-contiguous view of a's memory from a[r, 0] on (a 2-D, C-contiguous;
     n s elements must fit): the same buffer in rows of another length."""

@@ -23,7 +23,7 @@ from helpers import ACTIVATIONS, DTYPES, assert_close, assert_params_close, data
 import fastgeo
 from fastgeo import kernels
 from numba import njit
-from fastgeo.simd import rows_of
+from fastgeo.simd import get, put, rows_of
 
 parity = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 
@@ -318,3 +318,20 @@ def test_internal_kernels_may_not_return_arrays():
     with pytest.raises((TypeError, TypingError), match="returns an array"):
         caller(np.zeros((2, 2)))
     assert _jit.INTERNAL_OPTIONS["_nrt"] is False
+
+
+@njit
+def _copy_through_get_put(a, b, start):
+    for i in range(start, a.shape[0]):
+        put(b, i - start, get(a, i) * 2)
+    return get(b, 0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_get_and_put_are_plain_element_accesses(dtype):
+    """``simd.get``/``put`` (the packing's element accesses, without negative-index
+    wraparound) read and write the elements a[i] would, converting the value stored."""
+    a = np.arange(10, dtype=dtype)
+    b = np.zeros(10, dtype=dtype)
+    assert _copy_through_get_put(a, b, 3) == 6.0
+    np.testing.assert_array_equal(b, np.r_[np.arange(3, 10) * 2, np.zeros(3)].astype(dtype))
