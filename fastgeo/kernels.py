@@ -496,13 +496,13 @@ def _load_rows(X, order, gather, r0, m, tile, row, width):
                 store(tile, row + 1, start, odds(a, b))
             start += V
     start = _transposed_loads(X, order, gather, r0, start, m, tile, row)
-    for t in range(start, m):
-        i = order[r0 + t] if gather else r0 + t
-        for k in range(d):
-            tile[row + k, t] = X[i, k]
-    for k in range(d):
+    flat = X.reshape(X.shape[0] * d)
+    for k in range(d):  # a tile row at a time; get/put: no index wraparound
+        into = tile[row + k]
+        for t in range(start, m):
+            put(into, t, get(flat, (get(order, r0 + t) if gather else r0 + t) * d + k))
         for t in range(m, width):
-            tile[row + k, t] = zero
+            put(into, t, zero)
 
 
 def _transposed_loads(X, order, gather, r0, start, m, tile, row):

@@ -302,6 +302,11 @@ def py_put(a, i, x):
     a[i] = x
 
 
+def _elements_ok(aryty):
+    return (isinstance(aryty, types.Array) and aryty.ndim == 1 and aryty.layout == "C"
+            and isinstance(aryty.dtype, types.Number))
+
+
 def _scalar_pointer(context, builder, a, ary, ity, i):
     ind = _index(context, builder, ity, i)
     array = context.make_array(a)(context, builder, ary)
@@ -314,7 +319,7 @@ def _scalar_pointer(context, builder, a, ary, ity, i):
 @_compiled(py_get)
 @intrinsic
 def get(typingctx, a, i):
-    if not (_array_ok(a, 1) and isinstance(i, types.Integer)):
+    if not (_elements_ok(a) and isinstance(i, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
@@ -326,7 +331,7 @@ def get(typingctx, a, i):
 @_compiled(py_put)
 @intrinsic
 def put(typingctx, a, i, x):
-    if not (_array_ok(a, 1) and isinstance(i, types.Integer) and isinstance(x, types.Number)):
+    if not (_elements_ok(a) and isinstance(i, types.Integer) and isinstance(x, types.Number)):
         return None
 
     def codegen(context, builder, sig, args):
