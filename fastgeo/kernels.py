@@ -1311,11 +1311,13 @@ def forward_into(params, sizes, code, X, out, packed, tile, head=HEAD_SIGMOID):
                 n_bad += 0 if is_finite(v) else 1
                 flat[r0 + t] = v
         else:
+            flat = out.reshape(n * k)
             for j in range(k):
-                for t in range(m):
-                    v = tile[r_out + j, t]
+                row = tile[r_out + j]
+                for t in range(m):  # get/put: no index wraparound
+                    v = get(row, t)
                     n_bad += 0 if is_finite(v) else 1
-                    out[r0 + t, j] = v
+                    put(flat, (r0 + t) * k + j, v)
     return FORWARD_OK if n_bad == 0 and hsum(bad) == 0.0 else FORWARD_OVERFLOW
 
 
