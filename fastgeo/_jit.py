@@ -108,8 +108,8 @@ def _holds_array(t):
 
 #: ``numba.njit`` options of an internal kernel (also for fastgeo's own ``@overload``s).
 #: Internal kernels work on arrays their callers own: they never allocate an array or
-#: return one (tests/test_kernel_paths.py checks the return types), so they compile
-#: without numba's reference counting (``_nrt``). With it, a helper inlined in a loop
+#: return one (``kernel`` refuses one that does), so they compile without numba's
+#: reference counting (``_nrt``). With it, a helper inlined in a loop
 #: left incref/decref calls of its array arguments in the loop, each a call that spills
 #: every vector register: 10-15% of net A's forward and of the article's float64 fit.
 INTERNAL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "nogil": True,

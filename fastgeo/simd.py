@@ -196,6 +196,17 @@ def py_broadcast_at(a, i):
     return np.full(LANES[a.dtype], a[i], dtype=a.dtype)
 
 
+def _scalar_pointer(context, builder, a, ary, ity, i):
+    """Pointer to element i of the 1-D array ary (type a): no wraparound, bounds-checked
+    under NUMBA_BOUNDSCHECK."""
+    ind = _index(context, builder, ity, i)
+    array = context.make_array(a)(context, builder, ary)
+    if config.BOUNDSCHECK:
+        cgutils.do_boundscheck(context, builder, ind,
+                               cgutils.unpack_tuple(builder, array.shape, 1)[0], 0)
+    return builder.gep(array.data, [ind])
+
+
 def _vector_pointer(context, builder, aryty, ary, index_types, indices, vec):
     inds = [_index(context, builder, t, v) for t, v in zip(index_types, indices)]
     ptr = _element_pointer(context, builder, aryty, ary, inds)
@@ -279,12 +290,7 @@ def broadcast_at(typingctx, a, i):
     vec = _VECTORS[a.dtype]
 
     def codegen(context, builder, sig, args):
-        ind = _index(context, builder, sig.args[1], args[1])
-        array = context.make_array(a)(context, builder, args[0])
-        if config.BOUNDSCHECK:
-            cgutils.do_boundscheck(context, builder, ind,
-                                   cgutils.unpack_tuple(builder, array.shape, 1)[0], 0)
-        value = builder.load(builder.gep(array.data, [ind]))
+        value = builder.load(_scalar_pointer(context, builder, a, args[0], sig.args[1], args[1]))
         return _splat(builder, value, context.get_value_type(vec))
 
     return vec(a, i), codegen
@@ -305,15 +311,6 @@ def py_put(a, i, x):
 def _elements_ok(aryty):
     return (isinstance(aryty, types.Array) and aryty.ndim == 1 and aryty.layout == "C"
             and isinstance(aryty.dtype, types.Number))
-
-
-def _scalar_pointer(context, builder, a, ary, ity, i):
-    ind = _index(context, builder, ity, i)
-    array = context.make_array(a)(context, builder, ary)
-    if config.BOUNDSCHECK:
-        cgutils.do_boundscheck(context, builder, ind,
-                               cgutils.unpack_tuple(builder, array.shape, 1)[0], 0)
-    return builder.gep(array.data, [ind])
 
 
 @_compiled(py_get)
