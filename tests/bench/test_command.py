@@ -250,7 +250,19 @@ def test_measure_warms_up_times_apart_and_respects_the_budget():
     t = measure(fn, min_time=0.001, repeats=3)
     assert t["first_call_s"] >= 0.05 and t["compile_s"] >= 0.04
     assert t["per_call_s"] < 0.01 and t["best_s"] <= t["per_call_s"]
-    assert len(calls) == 2 + t["number"] * t["repeats"] and t["repeats"] == 3
+    assert len(calls) == 1 + t["calibration_calls"] + t["number"] * t["repeats"]
+    assert t["repeats"] == 3
+
+    # a slow second call no longer sizes the repeats: they still last min_time
+    fast = []
+
+    def warming():
+        fast.append(1)
+        if len(fast) <= 2:
+            _time.sleep(0.001)
+
+    w = measure(warming, min_time=0.02, repeats=3)
+    assert w["per_call_s"] < 1e-4 and w["number"] * w["per_call_s"] >= 0.01
 
     slow = measure(lambda: _time.sleep(0.02), min_time=0.001, repeats=7, budget=0.03,
                    min_repeats=1)
