@@ -5,6 +5,7 @@ Each check names the argument and the problem, and converts legal-but-awkward in
 C-contiguous array of the net's dtype the kernels expect.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -33,20 +34,25 @@ def integer(name, value, minimum=None, allow_none=False):
     return value
 
 
-def positive_finite(name, value):
+def _real(name, value):
+    """value as a float; TypeError unless it is a real number (bool is not)."""
+    if type(value) is float:  # the common case, without the ABC checks (a training step)
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
+    return float(value)
+
+
+def positive_finite(name, value):
+    value = _real(name, value)
+    if not 0.0 < value < math.inf:  # NaN fails both comparisons
         raise ValueError(f"{name} must be finite and > 0, got {value}")
     return value
 
 
 def finite_float(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value):
+    value = _real(name, value)
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
 
