@@ -35,7 +35,8 @@ forward panel per block of 4 outputs, W[q, o:o + 4] for q = 0..fan_in - 1 (zero 
 fan_out), the biases padded to a multiple of 4, and a backward panel per block of 4
 inputs, W[q:q + 4, o] for o = 0..fan_out - 1 (zero past fan_in). Every dense block then
 reads 4 contiguous weights per step and has no remainder case. Narrow nets also get
-narrow panels (``_pack_narrow``): each layer's [W; b] padded to NARROW x NARROW.
+narrow panels (``_pack_narrow``): each layer's [W; b] padded to NARROW x NARROW, each
+element REPLICAS (8) times, so a weight is a vector load.
 
 Tiles (``tile``, ``tile_columns(sizes, dtype)`` sample columns, feature-major): rows hold
 units, columns samples, so every vector load is 8 (float32) or 4 (float64) samples of one unit. Layer
@@ -99,7 +100,7 @@ from .simd import (
 
 #: Version of the njit-callable kernel API (the ``*_into`` functions, their arguments
 #: and the params / packed / tile layouts). Bumped on any incompatible change.
-KERNEL_API_VERSION = 5
+KERNEL_API_VERSION = 6
 
 #: Strips of 3 vectors per tile: 192 float32 / 96 float64 samples (``tile_columns``: twice
 #: that for small nets)
@@ -317,14 +318,20 @@ def packed_size(sizes):
     panels = sum(-(-o // 4) * 4 * (i + 1) + -(-i // 4) * 4 * o
                  for i, o in zip(sizes[:-1], sizes[1:]))
     narrow = 0
-    if max(sizes[1:]) <= NARROW:
-        narrow = NARROW * (sizes[0] + 1) + (NARROW + 1) * NARROW * (len(sizes) - 2)
+    if max(sizes[1:]) <= NARROW:  # replicated, from a multiple of REPLICAS
+        narrow = REPLICAS * (NARROW * (sizes[0] + 1) + (NARROW + 1) * NARROW * (len(sizes) - 2))
+        narrow += -panels % REPLICAS
     return panels + narrow + sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:])) + 1
 
 
 #: Nets whose every layer after the input has at most NARROW units run forward with the
 #: whole net in registers (``_narrow_forward``)
 NARROW = 8
+
+#: Copies of each weight in the narrow panels: a float32 vector's lanes, so the loop's
+#: multiply-adds read a weight vector straight from memory (one instruction) instead of
+#: broadcasting it first (two: the loop was bound by instruction issue)
+REPLICAS = LANES[np.dtype(np.float32)]
 
 
 @kernel(internal=True)
@@ -337,11 +344,12 @@ def _is_narrow(sizes):
 
 @kernel(internal=True)
 def _narrow_start(sizes):
-    """Start of the narrow panels in packed: right after the other panels."""
+    """Start of the narrow panels in packed: after the other panels, rounded up to a
+    multiple of REPLICAS."""
     f = 0
     for l in range(1, sizes.shape[0]):
         f += _pad4(sizes[l]) * (sizes[l - 1] + 1) + _pad4(sizes[l - 1]) * sizes[l]
-    return f
+    return f + (REPLICAS - f % REPLICAS) % REPLICAS
 
 
 #: Scratch rows at the end of a tile (the softmax head's per-sample max, sum, loss, weight)
@@ -420,9 +428,11 @@ def _pack(params, sizes, packed, backward):
 @kernel(internal=True)
 def _pack_narrow(params, sizes, packed):
     """The narrow panels: per layer, [W; b] padded to NARROW columns (zero past fan_out)
-    and, after the first layer, to NARROW rows: W[i, j] at q + NARROW i + j, the biases
-    after the rows."""
-    q = _narrow_start(sizes)
+    and, after the first layer, to NARROW rows, each element REPLICAS times: W[i, j] at
+    q0 + REPLICAS (e + NARROW i + j) for the layer's panel start e, the biases after the
+    rows (``_narrow_weight``)."""
+    q0 = _narrow_start(sizes)
+    e = 0
     for l in range(1, sizes.shape[0]):
         n_in = sizes[l - 1]
         n_out = sizes[l]
@@ -431,9 +441,12 @@ def _pack_narrow(params, sizes, packed):
         for i in range(rows + 1):
             for j in range(NARROW):
                 inside = (i < n_in or i == rows) and j < n_out
-                src = w + (n_in if i == rows else i) * n_out + j
-                packed[q + NARROW * i + j] = params[src] if inside else 0.0
-        q += NARROW * (rows + 1)
+                value = get(params, w + (n_in if i == rows else i) * n_out + j) if inside \
+                    else params.dtype.type(0.0)
+                q = q0 + REPLICAS * (e + NARROW * i + j)
+                for c in range(REPLICAS):
+                    put(packed, q + c, value)
+        e += NARROW * (rows + 1)
 
 
 @kernel(internal=True)
@@ -716,19 +729,25 @@ def _dense_block(packed, f, b, n_in, n_out, code, IN, r_in, u, OUT, r_out, r_z, 
         _activate_block(code, OUT, r_out + o, rows, r_z + o if r_z >= 0 else -1, t)
 
 
+@kernel(internal=True, inline="always")
+def _narrow_weight(packed, q0, e):
+    """Element e of the narrow panels (``_pack_narrow``) in every lane."""
+    return load1(packed, q0 + REPLICAS * e)
+
+
 @kernel(internal=True)
-def _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7):
-    """b + sum_i W[i] h_i for one unit of a narrow panel, W[i] = packed[p + NARROW i], b =
-    packed[p + NARROW^2]; two chains of 4 multiply-adds."""
+def _unit8(packed, q0, p, h0, h1, h2, h3, h4, h5, h6, h7):
+    """b + sum_i W[i] h_i for one unit of a narrow panel, W[i] = element p + NARROW i, b =
+    element p + NARROW^2; two chains of 4 multiply-adds."""
     N = NARROW
-    z = fma(broadcast_at(packed, p), h0, broadcast_at(packed, p + N * N))
-    y = broadcast_at(packed, p + N) * h1
-    z = fma(broadcast_at(packed, p + 2 * N), h2, z)
-    y = fma(broadcast_at(packed, p + 3 * N), h3, y)
-    z = fma(broadcast_at(packed, p + 4 * N), h4, z)
-    y = fma(broadcast_at(packed, p + 5 * N), h5, y)
-    z = fma(broadcast_at(packed, p + 6 * N), h6, z)
-    y = fma(broadcast_at(packed, p + 7 * N), h7, y)
+    z = fma(_narrow_weight(packed, q0, p), h0, _narrow_weight(packed, q0, p + N * N))
+    y = _narrow_weight(packed, q0, p + N) * h1
+    z = fma(_narrow_weight(packed, q0, p + 2 * N), h2, z)
+    y = fma(_narrow_weight(packed, q0, p + 3 * N), h3, y)
+    z = fma(_narrow_weight(packed, q0, p + 4 * N), h4, z)
+    y = fma(_narrow_weight(packed, q0, p + 5 * N), h5, y)
+    z = fma(_narrow_weight(packed, q0, p + 6 * N), h6, z)
+    y = fma(_narrow_weight(packed, q0, p + 7 * N), h7, y)
     return z + y
 
 
@@ -784,26 +803,26 @@ def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
     r_a1 = _pad4(d + 1)  # layer 1's activation rows
     for t in range(0, width, V):
         r_a = r_a1
-        b = q0 + N * d
-        z0 = broadcast_at(packed, b)
-        z1 = broadcast_at(packed, b + 1)
-        z2 = broadcast_at(packed, b + 2)
-        z3 = broadcast_at(packed, b + 3)
-        z4 = broadcast_at(packed, b + 4)
-        z5 = broadcast_at(packed, b + 5)
-        z6 = broadcast_at(packed, b + 6)
-        z7 = broadcast_at(packed, b + 7)
+        b = N * d
+        z0 = _narrow_weight(packed, q0, b)
+        z1 = _narrow_weight(packed, q0, b + 1)
+        z2 = _narrow_weight(packed, q0, b + 2)
+        z3 = _narrow_weight(packed, q0, b + 3)
+        z4 = _narrow_weight(packed, q0, b + 4)
+        z5 = _narrow_weight(packed, q0, b + 5)
+        z6 = _narrow_weight(packed, q0, b + 6)
+        z7 = _narrow_weight(packed, q0, b + 7)
         for i in range(d):
             x = load(tile, i, t)
-            p = q0 + N * i
-            z0 = fma(broadcast_at(packed, p), x, z0)
-            z1 = fma(broadcast_at(packed, p + 1), x, z1)
-            z2 = fma(broadcast_at(packed, p + 2), x, z2)
-            z3 = fma(broadcast_at(packed, p + 3), x, z3)
-            z4 = fma(broadcast_at(packed, p + 4), x, z4)
-            z5 = fma(broadcast_at(packed, p + 5), x, z5)
-            z6 = fma(broadcast_at(packed, p + 6), x, z6)
-            z7 = fma(broadcast_at(packed, p + 7), x, z7)
+            p = N * i
+            z0 = fma(_narrow_weight(packed, q0, p), x, z0)
+            z1 = fma(_narrow_weight(packed, q0, p + 1), x, z1)
+            z2 = fma(_narrow_weight(packed, q0, p + 2), x, z2)
+            z3 = fma(_narrow_weight(packed, q0, p + 3), x, z3)
+            z4 = fma(_narrow_weight(packed, q0, p + 4), x, z4)
+            z5 = fma(_narrow_weight(packed, q0, p + 5), x, z5)
+            z6 = fma(_narrow_weight(packed, q0, p + 6), x, z6)
+            z7 = fma(_narrow_weight(packed, q0, p + 7), x, z7)
         p = b + N
         for l in range(2, L + 1):
             h0, h1, h2, h3, h4, h5, h6, h7 = activate8_inline(code, z0, z1, z2, z3, z4, z5,
@@ -812,21 +831,24 @@ def _narrow_strips(packed, sizes, code, out_code, tile, width, training):
                 n = sizes[l - 1]
                 _store8(tile, r_a, t, n, h0, h1, h2, h3, h4, h5, h6, h7)
                 r_a += _pad4(n + 1)
-            z0 = _unit8(packed, p, h0, h1, h2, h3, h4, h5, h6, h7)
+            z0 = _unit8(packed, q0, p, h0, h1, h2, h3, h4, h5, h6, h7)
             if l < L or k > 1:
-                z1 = _unit8(packed, p + 1, h0, h1, h2, h3, h4, h5, h6, h7)
-                z2 = _unit8(packed, p + 2, h0, h1, h2, h3, h4, h5, h6, h7)
-                z3 = _unit8(packed, p + 3, h0, h1, h2, h3, h4, h5, h6, h7)
-                z4 = _unit8(packed, p + 4, h0, h1, h2, h3, h4, h5, h6, h7)
-                z5 = _unit8(packed, p + 5, h0, h1, h2, h3, h4, h5, h6, h7)
-                z6 = _unit8(packed, p + 6, h0, h1, h2, h3, h4, h5, h6, h7)
-                z7 = _unit8(packed, p + 7, h0, h1, h2, h3, h4, h5, h6, h7)
+                z1 = _unit8(packed, q0, p + 1, h0, h1, h2, h3, h4, h5, h6, h7)
+                z2 = _unit8(packed, q0, p + 2, h0, h1, h2, h3, h4, h5, h6, h7)
+                z3 = _unit8(packed, q0, p + 3, h0, h1, h2, h3, h4, h5, h6, h7)
+                z4 = _unit8(packed, q0, p + 4, h0, h1, h2, h3, h4, h5, h6, h7)
+                z5 = _unit8(packed, q0, p + 5, h0, h1, h2, h3, h4, h5, h6, h7)
+                z6 = _unit8(packed, q0, p + 6, h0, h1, h2, h3, h4, h5, h6, h7)
+                z7 = _unit8(packed, q0, p + 7, h0, h1, h2, h3, h4, h5, h6, h7)
             p += N * (N + 1)
         if k == 1:
-            store(tile, r_out, t, vmath.sigmoid(z0) if out_code == SIGMOID else z0)
+            store(tile, r_out, t, z0)
             continue
         a0, a1, a2, a3, a4, a5, a6, a7 = activate8(out_code, z0, z1, z2, z3, z4, z5, z6, z7)
         _store8(tile, r_out, t, k, a0, a1, a2, a3, a4, a5, a6, a7)
+    if k == 1 and out_code == SIGMOID:  # a pass of its own: the constants stay in registers
+        for t in range(0, width, V):
+            store(tile, r_out, t, vmath.sigmoid(load(tile, r_out, t)))
 
 
 @kernel(internal=True, inline="always")

@@ -73,7 +73,7 @@ def test_loss_gradient_into_and_sgd_step_train_like_mlp(dtype):
 
 def test_api_version_and_layout_helpers():
     """The layout is public: params as MLP.params, the buffers from workspace."""
-    assert kernels.KERNEL_API_VERSION == 5
+    assert kernels.KERNEL_API_VERSION == 6
     sizes = np.array([3, 5, 2], np.int64)
     packed, tile = kernels.workspace(sizes, np.float32)
     assert packed.dtype == tile.dtype == np.float32
