@@ -443,9 +443,7 @@ def _pack_narrow(params, sizes, packed):
                 inside = (i < n_in or i == rows) and j < n_out
                 value = get(params, w + (n_in if i == rows else i) * n_out + j) if inside \
                     else params.dtype.type(0.0)
-                q = q0 + REPLICAS * (e + NARROW * i + j)
-                for c in range(REPLICAS):
-                    put(packed, q + c, value)
+                store1(packed, q0 + REPLICAS * (e + NARROW * i + j), broadcast(value))
         e += NARROW * (rows + 1)
 
 
