@@ -429,18 +429,26 @@ IDENTITY = -1
 _NEEDS_Z = sum(1 << a.code for a in ACTIVATIONS.values() if a.derivative_needs_z)
 
 
+# Masked stores: a lane-wise ``where`` that keeps a value loaded from memory, stored back
+# to the same place (ReLU and its derivative applied in place in the tile), is turned by
+# LLVM into a masked store of the other value (``vmaskmovps``): about 12 cycles per
+# vector on AMD Zen, 10x a plain load-blend-store (net B's 64-unit layers: 0.48 instead
+# of 0.05 ns per ReLU). Adding 0.0 to the kept value breaks that pattern and changes no
+# number (at most a -0.0 becomes +0.0, equal in every later sum and product).
+
+
 @kernel(internal=True)
 def activate(code, z):
     """f(z) lane-wise for the activation ``code`` (IDENTITY: z itself). An unknown code
     gives NaN, never another activation."""
     if code == 0:
         return vmath.sigmoid(z)
-    if code == 1:
-        return where(z <= 0.0, 0.0, z)  # NaN stays NaN
+    if code == 1:  # + 0.0: see "Masked stores" above; NaN stays NaN
+        return where(z <= 0.0, 0.0, z + 0.0)
     if code == 2:
         return vmath.tanh(z)
     if code == 3:
-        return where(z > 0.0, z, z * LEAKY_SLOPE)
+        return where(z > 0.0, z + 0.0, z * LEAKY_SLOPE)
     if code == 4:
         return z * vmath.sigmoid(z * (GELU_A + GELU_B * (z * z)))
     if code == 5:
@@ -489,12 +497,12 @@ def derivative_times(code, a, z, d):
     unknown code gives NaN. GELU and SiLU read z."""
     if code == 0:
         return d * (a * (1.0 - a))
-    if code == 1:
-        return where(a > 0.0, d, 0.0)
+    if code == 1:  # d + 0.0: see "Masked stores" above
+        return where(a > 0.0, d + 0.0, 0.0)
     if code == 2:
         return d * (1.0 - a * a)
     if code == 3:
-        return where(a > 0.0, d, d * LEAKY_SLOPE)
+        return where(a > 0.0, d + 0.0, d * LEAKY_SLOPE)
     if code == 4:
         s = vmath.sigmoid(z * (GELU_A + GELU_B * (z * z)))
         zc = where(z > GELU_CLAMP, GELU_CLAMP, where(z < -GELU_CLAMP, -GELU_CLAMP, z))
