@@ -139,6 +139,23 @@ def _tanh64(z):
     return where(z < 0.0, -t, t)
 
 
+@register_jitable
+def _exp_nonpositive32(z):
+    return _exp32(where(z < -_EXP_LIMIT32, -_EXP_LIMIT32, z))
+
+
+@register_jitable
+def _exp_nonpositive64(z):
+    return _exp64(z)
+
+
+def exp_nonpositive(z):
+    """exp(z) lane-wise for z <= 0 (NaN -> NaN), float32 lean, float64 accurate; below
+    the smallest normal the result is that smallest normal (a softmax's terms: the sum
+    they join is at least 1)."""
+    return _exp_nonpositive32(z) if z.dtype == np.float32 else _exp_nonpositive64(z)
+
+
 def sigmoid(z):
     """1 / (1 + exp(-z)) lane-wise (float32 lean, float64 accurate)."""
     return _sigmoid32(z) if z.dtype == np.float32 else _sigmoid64(z)
@@ -156,5 +173,6 @@ def _by_dtype(single, double):
     return choose
 
 
+overload(exp_nonpositive)(_by_dtype(_exp_nonpositive32, _exp_nonpositive64))
 overload(sigmoid)(_by_dtype(_sigmoid32, _sigmoid64))
 overload(tanh)(_by_dtype(_tanh32, _tanh64))
