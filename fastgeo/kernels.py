@@ -133,12 +133,24 @@ SOLVER_PLAIN, SOLVER_MOMENTUM, SOLVER_ADAM = range(3)
 
 @kernel
 def all_finite(x):
-    """True when every element of the 1-D x is finite. Counts, with no early exit: that
-    loop vectorizes (``is_finite`` tests bits, which fastmath cannot fold away)."""
+    """True when every element of the 1-D x is finite. Counts, with no early exit, in
+    two vectors of float lanes (|v| < inf is false for NaN and inf; the vector compare
+    carries no fastmath flag that could fold it away): 8 float32 per instruction instead
+    of the 4 int64 lanes the scalar loop vectorized to, about 2x faster."""
+    V = lanes(x)
+    zero = broadcast(x.dtype.type(0.0))
+    bad0 = bad1 = zero
+    p = 0
+    while p + 2 * V <= x.shape[0]:
+        v = load1(x, p)
+        bad0 = where(absolute(v) < math.inf, bad0, bad0 + 1.0)
+        v = load1(x, p + V)
+        bad1 = where(absolute(v) < math.inf, bad1, bad1 + 1.0)
+        p += 2 * V
     bad = 0
-    for p in range(x.shape[0]):
-        bad += 0 if is_finite(x[p]) else 1
-    return bad == 0
+    for q in range(p, x.shape[0]):
+        bad += 0 if is_finite(x[q]) else 1
+    return bad == 0 and hsum(bad0 + bad1) == 0.0
 
 
 @kernel
