@@ -428,13 +428,26 @@ def _pack(params, sizes, packed, backward):
                     for i in range(units):
                         for o in range(n_out):
                             put(packed, dst + 4 * o + i, get(params, src + i * n_out + o))
-    if params.itemsize == 4 and _is_narrow(sizes):  # float32 only: _narrow_path
-        _pack_narrow(params, sizes, packed)
+    _narrow_panels(params, sizes, packed)
     P = params.shape[0]
     c = packed.shape[0] - P - 1  # the copy of params the panels come from, and the flag
     for p in range(P):
         put(packed, c + p, get(params, p))
     packed[c + P] = 1.0 if backward else 0.0
+
+
+def _narrow_panels(params, sizes, packed):
+    """``_pack_narrow`` for narrow float32 nets (those ``_narrow_path`` runs). Not even
+    compiled for float64 (``fastgeo reproduce``'s cold compile)."""
+    if params.itemsize == 4 and _is_narrow(sizes):
+        _pack_narrow(params, sizes, packed)
+
+
+@overload(_narrow_panels, jit_options=dict(INTERNAL_OPTIONS))
+def _narrow_panels_compiled(params, sizes, packed):
+    if params.dtype != types.float32:
+        return lambda params, sizes, packed: None
+    return _narrow_panels
 
 
 @kernel(internal=True)
