@@ -255,6 +255,33 @@ def test_lean_float32_activation_over_the_whole_range(kind, name):
     assert (not_flushed, lost_nan, out_of_range) == (0, 0, 0)
 
 
+@njit
+def _exp_nonpositive_of(z):
+    out = np.empty_like(z)
+    V = 32 // z.itemsize  # a vector's lanes
+    for p in range(0, z.shape[0], V):
+        store1(out, p, vmath.exp_nonpositive(load1(z, p)))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_nonpositive(dtype):
+    """vmath.exp_nonpositive (the softmax's exp): within a few ulp of exp(z) for z <= 0
+    wherever that is a normal number, about the smallest normal below, NaN kept."""
+    tiny = np.finfo(dtype).tiny
+    z = np.concatenate([-np.geomspace(1e-30, 800.0, 20_000), [0.0, -0.0, np.nan, -np.inf]])
+    z = z[: z.size // 8 * 8].astype(dtype)
+    got = _exp_nonpositive_of(z).astype(np.float64)
+    ref = np.exp(z.astype(np.float64))
+    normal = ref >= tiny
+    ulp = np.spacing(ref[normal].astype(dtype)).astype(np.float64)
+    worst = np.max(np.abs(got[normal] - ref[normal]) / ulp)
+    assert worst <= (vmath.LEAN_MAX_ULP if dtype == np.float32 else 2), worst
+    below = ~normal & ~np.isnan(z)
+    assert np.all((got[below] >= 0) & (got[below] <= 1.01 * tiny))  # exp(-708.39) in float64
+    assert np.all(np.isnan(got[np.isnan(z)]))
+
+
 @njit(fastmath=set(fastgeo_jit.FASTMATH), error_model="numpy")
 def _count_nonfinite_updates(params, grad, lr):
     bad = 0

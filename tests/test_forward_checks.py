@@ -22,7 +22,7 @@ NETS = {
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_all_finite_finds_every_position(dtype, value):
-    for n in (1, 7, 8, 33):
+    for n in (1, 7, 8, 15, 16, 17, 33):  # around the two-vector loop's steps and tail
         x = np.arange(n, dtype=dtype)
         assert kernels.all_finite(x)
         for i in range(n):
