@@ -898,8 +898,9 @@ def _activate_block(code, OUT, r, rows, r_z, width):
     first if r_z >= 0: once per group of 4 units, after their z are stored across the
     tile (still in L1), the sigmoid inline. Per block of 3 vectors instead, the call and
     loop overheads cost digits' 64-unit layers 0.16 ns per ReLU and 0.57 per sigmoid.
-    An inline ReLU here made net B's ReLU forward 25% slower (measured, not understood),
-    so it stays behind ``activate``."""
+    Sigmoid and ReLU are inline, the others behind ``activate``; the ReLU is
+    ``activate``'s own expression, + 0.0 included (see "Masked stores" in
+    activations.py: without it this loop became masked stores, 10x slower)."""
     V = lanes(OUT)
     if r_z >= 0:
         for j in range(rows):
@@ -913,7 +914,6 @@ def _activate_block(code, OUT, r, rows, r_z, width):
         for j in range(rows):
             for u in range(0, width, V):
                 z = load(OUT, r + j, u)
-                # + 0.0: no masked store (see "Masked stores" in activations.py)
                 store(OUT, r + j, u, where(z <= 0.0, 0.0, z + 0.0))
     else:
         for j in range(rows):

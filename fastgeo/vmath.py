@@ -3,7 +3,7 @@
 float32 is *lean*: few vector operations (16 per sigmoid: a clamped argument,
 magic-bias range reduction, a degree-5 minimax polynomial for exp, 2**n from the
 rounded value's bits, one division, a select), about 0.3 ns per element on one core.
-Accuracy contract, tested over every float32 in tests/test_vmath.py: sigmoid and tanh
+Accuracy contract, tested over every 61st float32 in tests/test_fastmath.py: sigmoid and tanh
 within ``LEAN_MAX_ULP`` ulp of the correctly rounded value wherever that value is a
 normal float32; sigmoid(z) is 0 for z < -87.33 (values below the smallest normal are
 flushed), 1 for z > 17 (as the float32 rounding of 1 - tiny).
@@ -23,7 +23,7 @@ from numba.extending import overload, register_jitable
 from .simd import absolute, exponent_from_bits, fma, pow2, rint, where
 
 #: Largest error of the float32 sigmoid and tanh in ulp, over all float32 inputs whose
-#: result is a normal float32 (measured by tests/test_vmath.py).
+#: result is a normal float32 (measured by tests/test_fastmath.py).
 LEAN_MAX_ULP = 4
 
 _LOG2E = 1.4426950408889634
