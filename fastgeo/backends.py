@@ -197,9 +197,10 @@ class NumbaBackend(Backend):
             X = check.features(X, self.n_in, self.dtype, finite=False)
         n = X.shape[0]
         out = np.empty((n, self.n_out), dtype=self.dtype)
-        if n * self.macs >= PARALLEL_MIN_MACS:
+        chunks = n_chunks(n, self.macs)
+        if chunks > 1:
             status = kernels.forward_parallel(self.params, self.sizes, self.code, X, out,
-                                              n_chunks(n, self.macs), self.head_code)
+                                              chunks, self.head_code)
         elif direct:
             # X needs no conversion: forward_into's machine code for these exact types,
             # without numba's per-call type matching (a third of a one-sample call)

@@ -1550,6 +1550,23 @@ def workspace_key(sizes, dtype):
     return np.dtype(dtype).char, np.asarray(sizes, dtype=np.int64).tobytes()
 
 
+#: Byte alignment of the buffers ``workspace`` and ``train`` allocate: a cache line.
+ALIGNMENT = 64
+
+
+def aligned_zeros(shape, dtype):
+    """np.zeros(shape, dtype) starting on an ALIGNMENT-byte boundary (NumPy's own start
+    only on 16): the kernels load whole 32-byte vectors from these buffers, and a vector
+    that straddles two cache lines is two loads. With the packed weights 16 bytes off,
+    net A's forward of 65536 samples took 4.9-5.1 instead of 3.8 ns per sample (ReLU;
+    sigmoid 9.5 instead of 8.9), at random from one process to the next."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(nbytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def workspace(sizes, dtype, key=None):
     """(packed, tile): the scratch buffers the ``*_into`` kernels take for a net of these
     sizes and dtype. Kept per thread and reused: allocating (and page-faulting) them per
@@ -1563,8 +1580,8 @@ def workspace(sizes, dtype, key=None):
         dtype = np.dtype(dtype)
         if len(spaces) > 16:
             spaces.clear()
-        ws = (np.zeros(packed_size(sizes.tolist()), dtype),
-              np.zeros((tile_rows(sizes), tile_columns(sizes, dtype)), dtype))
+        ws = (aligned_zeros(packed_size(sizes.tolist()), dtype),
+              aligned_zeros((tile_rows(sizes), tile_columns(sizes, dtype)), dtype))
         prepare_tile(sizes, ws[1])
         spaces[key] = ws
     return ws
@@ -1752,7 +1769,7 @@ def train(params, sizes, code, X, Y, epochs, lr, batch_size, shuffle_state, perm
     moments = np.empty(0, dt) if moments is None else moments
     steps = np.zeros(1, np.int64) if steps is None else steps
     reported = np.empty(epochs) if reported is None else reported
-    work = np.empty(2 * params.shape[0] + moments.shape[0], dtype=dt)
+    work = aligned_zeros(2 * params.shape[0] + moments.shape[0], dt)
     order = np.empty(X.shape[0], dtype=np.int64)
     M2 = _unused(dt)[0]
     return int(run(JOB_FIT, params, sizes, code, head, X, Y, SW, order, M2, M2, params[:0],
