@@ -86,7 +86,8 @@ def test_api_version_and_layout_helpers():
 @pytest.mark.parametrize("sizes", [(2, 8, 8, 1), (64, 64, 64, 10), (3, 5, 2)], ids=str)
 def test_workspace_buffers_start_on_a_cache_line(sizes, dtype):
     """Whole-vector loads never straddle two cache lines (NumPy alone aligns to 16 bytes
-    only): both buffers start on ALIGNMENT bytes, zeroed, C-contiguous and writeable."""
+    only): both workspace buffers start on ALIGNMENT bytes, C-contiguous and writeable;
+    aligned_zeros gives zeros of the shape and dtype asked for, aligned the same way."""
     for a in kernels.workspace(np.array(sizes, np.int64), dtype):
         assert a.ctypes.data % kernels.ALIGNMENT == 0
         assert a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
