@@ -161,6 +161,22 @@ def _exp_nonpositive64(z):
     return _exp64(z)
 
 
+@register_jitable
+def _log1p_unit32(e):
+    # log1p(e) = 2 atanh(u), u = e / (2 + e) in [0, 1/3]: 2u (1 + v/3 + ... + v^7/15),
+    # v = u^2 <= 1/9, truncated below an ulp (``activations.log1p_unit``'s float32 body)
+    u = e / (2.0 + e)
+    v = u * u
+    s = fma(v, 1.0 / 15.0, 1.0 / 13.0)
+    s = fma(s, v, 1.0 / 11.0)
+    s = fma(s, v, 1.0 / 9.0)
+    s = fma(s, v, 1.0 / 7.0)
+    s = fma(s, v, 1.0 / 5.0)
+    s = fma(s, v, 1.0 / 3.0)
+    s = fma(s, v, 1.0)
+    return (u + u) * s
+
+
 def exp_nonpositive(z):
     """exp(z) lane-wise for z <= 0 (NaN -> NaN), float32 lean, float64 accurate; below
     the smallest normal the result is that smallest normal (a softmax's terms: the sum
@@ -171,6 +187,12 @@ def exp_nonpositive(z):
 def sigmoid(z):
     """1 / (1 + exp(-z)) lane-wise (float32 lean, float64 accurate)."""
     return _sigmoid32(z) if z.dtype == np.float32 else _sigmoid64(z)
+
+
+def log1p_unit32(e):
+    """log(1 + e) lane-wise for float32 0 <= e <= 1 (NaN -> NaN), to a few ulp (float32
+    only: the loss of a float32 sigmoid head, ``kernels``)."""
+    return _log1p_unit32(e)
 
 
 def tanh(z):
@@ -188,3 +210,4 @@ def _by_dtype(single, double):
 overload(exp_nonpositive)(_by_dtype(_exp_nonpositive32, _exp_nonpositive64))
 overload(sigmoid)(_by_dtype(_sigmoid32, _sigmoid64))
 overload(tanh)(_by_dtype(_tanh32, _tanh64))
+overload(log1p_unit32)(lambda e: _log1p_unit32)
