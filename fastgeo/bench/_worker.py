@@ -6,7 +6,9 @@ implementation, with every thread count already set in its environment).
 
 Writes one JSON object per line to its standard output: ``ready`` (versions) or
 ``unavailable`` (reason), then ``start`` and ``result``/``error`` per task. Anything the
-libraries print goes to standard error instead.
+libraries print goes to standard error instead. Without ``tasks`` in the spec it takes
+them from its standard input, one JSON object per line, until that closes (how ``fastgeo
+bench`` keeps every implementation's process alive and interleaves them row by row).
 """
 
 import json
@@ -119,7 +121,9 @@ def main(argv=None):
         emit(event="unavailable", reason=f"{type(e).__name__}: {e}".splitlines()[0][:200])
         return 0
     emit(event="ready", versions=impl.versions(), cpus=cpus, pinned=pinned, pid=os.getpid())
-    for task in spec["tasks"]:
+    tasks = spec["tasks"] if "tasks" in spec else (json.loads(line) for line in sys.stdin
+                                                   if line.strip())
+    for task in tasks:
         emit(event="start", **task)
         try:
             result = run_task(impl, task, spec.get("quick", False))

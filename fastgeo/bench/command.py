@@ -4,7 +4,10 @@ Each implementation runs in a process of its own (``fastgeo.bench._worker``) who
 pools (numba, OpenBLAS/MKL/OpenMP, torch, XLA, ONNX Runtime) are pinned to ``--threads N``
 before any library is imported (for 1 < N < CPUs the process is also kept on N cores,
 which is what holds XLA to N threads): mixing several libraries' thread pools in one
-process caused multi-millisecond stalls.
+process caused multi-millisecond stalls. The processes start together and take turns
+row by row (every implementation's run of a row back to back, then the next row), so
+that a ratio compares timings seconds apart, not minutes: this VM's speed drifts by
+25-40% over minutes.
 Every call is warmed up before timing; the first call's extra time is reported apart, as
 compile time. A check outside the timed region compares each implementation's outcome
 with fastgeo's NumPy reference (float64).
@@ -19,9 +22,11 @@ with ``--from-json FILE``, from an earlier run's ``--json`` without running anyt
 import json
 import os
 import platform
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from .. import activations as registry
@@ -58,7 +63,8 @@ def add_parser(sub):
     p.add_argument("--no-compile-row", action="store_true",
                    help="skip timing fastgeo's cold compile (fresh numba cache) and cached load")
     p.add_argument("--timeout", type=float, default=1800,
-                   help="seconds allowed to one implementation's process (default 1800)")
+                   help="seconds allowed to one implementation's start and tasks in all "
+                        "(default 1800)")
     p.add_argument("--plot", metavar="PATH",
                    help="also draw the speed-up chart as a PNG (needs matplotlib)")
     p.add_argument("--from-json", metavar="FILE",
@@ -206,6 +212,116 @@ def run_worker(impl, tasks, threads, quick, timeout, progress, env_extra=None):
             for _ in pending:
                 progress.step(f"{impl}: skipped")
     return ready, reason, events
+
+
+class LiveWorker:
+    """One implementation's worker process kept alive across the run, fed one task at a
+    time on its standard input, so that ``measure_all`` can time a row on every
+    implementation back to back instead of an implementation's rows all at once."""
+
+    def __init__(self, impl, threads, quick, budget):
+        from .pinning import thread_env
+
+        self.impl, self.budget = impl, budget  # seconds its tasks may take in all
+        self.err = tempfile.TemporaryFile("w+")
+        spec = json.dumps({"impl": impl, "threads": threads, "quick": quick})
+        self.proc = subprocess.Popen([sys.executable, "-m", "fastgeo.bench._worker", spec],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, env=thread_env(threads), text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.dead = None  # why it can take no more tasks
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _event(self, deadline):
+        """The next JSON event; None when the process ended or the deadline passed (then
+        ``dead`` says which)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill(f"timed out after {self.budget:.0f} s")
+                return None
+            if line is None:
+                self.proc.wait()
+                self.dead = self.dead or f"worker exited with code {self.proc.returncode}"
+                return None
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+
+    def ready(self):
+        """(ready event or None, unavailable reason or None), once the libraries loaded."""
+        t0 = time.monotonic()
+        ev = self._event(t0 + self.budget)
+        if ev is None:
+            tail = self.stderr_tail().strip()
+            return None, f"{self.dead}: {tail.splitlines()[-1] if tail else ''}"
+        if ev.get("event") == "unavailable":
+            self.close()
+            return None, ev["reason"]
+        self.budget -= time.monotonic() - t0
+        return ev, None
+
+    def run(self, task, progress):
+        """The task's ``result`` or ``error`` event (an error if the process is gone)."""
+        label = f"{self.impl}: {task['workload']} {task['activation'] or ''}"
+        if self.dead is None:
+            progress.show(label)
+            t0 = time.monotonic()
+            try:
+                self.proc.stdin.write(json.dumps(task) + "\n")
+                self.proc.stdin.flush()
+            except OSError:
+                self.dead = f"worker exited with code {self.proc.poll()}"
+            while self.dead is None:
+                ev = self._event(t0 + self.budget)
+                if ev is not None and ev.get("event") in ("result", "error"):
+                    self.budget -= time.monotonic() - t0
+                    progress.step(label)
+                    return ev
+        progress.step(label)
+        return {"event": "error", **task, "error": self.dead,
+                "stderr_tail": self.stderr_tail()}
+
+    def stderr_tail(self):
+        self.err.seek(0)
+        return self.err.read()[-1500:]
+
+    def kill(self, why):
+        self.dead = why
+        self.proc.kill()
+        self.proc.wait()
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+def interleave(families):
+    """[(impl, task)] with every implementation's task of a row back to back, the rows
+    in the order they are first planned: the first family's (fastgeo's: the FMA limit,
+    then its rows), then the tasks only later ones have (the BLAS reference)."""
+    keys, by_key = [], {}
+    for name, tasks in families:
+        for task in tasks:
+            key = (task["workload"], task["activation"])
+            if key not in by_key:
+                keys.append(key)
+                by_key[key] = []
+            by_key[key].append((name, task))
+    return [pair for key in keys for pair in by_key[key]]
 
 
 def compile_row(threads, timeout, progress):
@@ -424,20 +540,30 @@ def measure_all(args):
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     results, errors, versions = [], [], {}
-    family_wall = {}
-    for name, tasks in families:
-        t_family = time.perf_counter()
-        ready, reason, events = run_worker(name, tasks, args.threads, args.quick, args.timeout,
-                                           progress)
-        family_wall[name] = time.perf_counter() - t_family
-        if reason and not events:
-            skipped[name] = reason
-            continue
-        if ready:
+    family_wall, workers = {}, {}
+    try:
+        for name, tasks in families:  # every implementation's process, ready at once
+            t_start = time.perf_counter()
+            worker = LiveWorker(name, args.threads, args.quick, args.timeout)
+            ready, reason = worker.ready()
+            if reason:
+                skipped[name] = reason
+                worker.close()
+                for _ in tasks:
+                    progress.step(f"{name}: skipped")
+                continue
             versions[name] = ready.get("versions", {})
-        for ev in events:
+            workers[name] = worker
+            family_wall[name] = time.perf_counter() - t_start
+        for name, task in interleave([(n, t) for n, t in families if n in workers]):
+            t_task = time.perf_counter()
+            ev = workers[name].run(task, progress)
+            family_wall[name] += time.perf_counter() - t_task
             ev["impl"] = name
             (results if ev["event"] == "result" else errors).append(ev)
+    finally:
+        for worker in workers.values():
+            worker.close()
     compile_info = None if args.no_compile_row else compile_row(args.threads, args.timeout,
                                                                   progress)
     progress.close()

@@ -108,6 +108,10 @@ def test_bench_end_to_end_prints_tables_json_and_chart(tmp_path):
     assert one["targets"][0]["target"] == ">=3x best"
     api = one["njit_api"]
     assert api["available"] and api["ok"] and 0 < api["per_call_s"] < 1e-3
+    # interleaved: a row ran on every implementation before the next row began
+    ran = [r["workload"] for r in report["results"]]
+    assert ran == sorted(ran, key=["A-fwd-1", "A-fwd-256", "A-step-4096"].index)
+    assert [r["impl"] for r in report["results"]][:3] == ["fastgeo", "numpy", "sklearn"]
     for r in report["results"]:
         assert r["check"]["ok"], r
         assert r["per_call_s"] > 0 and r["compile_s"] >= 0 and r["samples_per_s"] > 0
@@ -141,6 +145,43 @@ def test_worker_reports_a_failing_task_as_an_error():
         progress)
     assert ready is not None and reason is None
     assert events[0]["event"] == "error" and "no-such-workload" in events[0]["error"]
+
+
+def test_interleave_puts_each_row_of_every_implementation_back_to_back():
+    fma, peak = {"workload": "fma", "activation": None}, {"workload": "peak", "activation": None}
+    a, b = {"workload": "A", "activation": "relu"}, {"workload": "B", "activation": "relu"}
+    order = command.interleave([("fastgeo", [fma, a, b]), ("numpy", [peak, a]),
+                                ("jax", [b, a])])
+    assert order == [("fastgeo", fma), ("fastgeo", a), ("numpy", a), ("jax", a),
+                     ("fastgeo", b), ("jax", b), ("numpy", peak)]
+
+
+def test_live_worker_takes_tasks_one_by_one_and_survives_a_failing_one():
+    progress = command.Progress(3, stream=io.StringIO())
+    worker = command.LiveWorker("fastgeo", 1, True, 300)
+    try:
+        ready, reason = worker.ready()
+        assert reason is None and ready["event"] == "ready"
+        bad = worker.run({"workload": "no-such-workload", "activation": "relu"}, progress)
+        assert bad["event"] == "error" and "no-such-workload" in bad["error"]
+        good = worker.run({"workload": "A-fwd-1", "activation": "relu"}, progress)
+        assert good["event"] == "result" and good["check"]["ok"]
+        assert ready["pid"] == worker.proc.pid and worker.dead is None
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0  # stdin closed: the worker ends on its own
+
+
+def test_live_worker_reports_a_dead_process_as_errors():
+    worker = command.LiveWorker("numpy", 1, True, 300)
+    worker.proc.kill()
+    worker.proc.wait()
+    ready, reason = worker.ready()
+    assert ready is None and "worker exited with code" in reason
+    ev = worker.run({"workload": "A-fwd-1", "activation": "relu"},
+                    command.Progress(1, stream=io.StringIO()))
+    assert ev["event"] == "error" and "worker exited with code" in ev["error"]
+    worker.close()
 
 
 def test_worker_turns_a_broken_peer_import_into_a_skip_reason(tmp_path):
