@@ -160,58 +160,18 @@ class Progress:
 
 
 def run_worker(impl, tasks, threads, quick, timeout, progress, env_extra=None):
-    """Run one worker to the end: (ready info or None, unavailable reason or None,
-    [events])."""
-    from .pinning import thread_env
-
-    env = thread_env(threads)
-    env.update(env_extra or {})
-    spec = json.dumps({"impl": impl, "threads": threads, "quick": quick, "tasks": tasks})
-    events, ready, reason = [], None, None
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "fastgeo.bench._worker", spec],
-                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
-        deadline = time.monotonic() + timeout
-        pending = {(t["workload"], t["activation"]) for t in tasks}
-        try:
-            for line in proc.stdout:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                kind = ev.get("event")
-                if kind == "ready":
-                    ready = ev
-                elif kind == "unavailable":
-                    reason = ev["reason"]
-                elif kind == "start":
-                    progress.show(f"{impl}: {ev['workload']} {ev['activation'] or ''}")
-                elif kind in ("result", "error"):
-                    events.append(ev)
-                    pending.discard((ev["workload"], ev["activation"]))
-                    progress.step(f"{impl}: {ev['workload']} {ev['activation'] or ''}")
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    break
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        err.seek(0)
-        tail = err.read()[-1500:]
-        if reason is None and pending:
-            why = (f"timed out after {timeout:.0f} s" if time.monotonic() > deadline
-                   else f"worker exited with code {proc.returncode}")
-            if ready is None and not events:
-                reason = f"{why}: {tail.strip().splitlines()[-1] if tail.strip() else ''}"
-            for wk, act in sorted(pending, key=str):
-                events.append({"event": "error", "workload": wk, "activation": act,
-                               "error": why, "stderr_tail": tail})
-                progress.step(f"{impl}: {wk} {act or ''}")
-        elif reason is not None:
-            for _ in pending:
+    """Run one worker through ``tasks`` and close it: (ready info or None, unavailable
+    reason or None, [events])."""
+    worker = LiveWorker(impl, threads, quick, timeout, env_extra)
+    try:
+        ready, reason = worker.ready()
+        if reason:
+            for _ in tasks:
                 progress.step(f"{impl}: skipped")
-    return ready, reason, events
+            return None, reason, []
+        return ready, None, [worker.run(task, progress) for task in tasks]
+    finally:
+        worker.close()
 
 
 class LiveWorker:
@@ -219,15 +179,17 @@ class LiveWorker:
     time on its standard input, so that ``measure_all`` can time a row on every
     implementation back to back instead of an implementation's rows all at once."""
 
-    def __init__(self, impl, threads, quick, budget):
+    def __init__(self, impl, threads, quick, budget, env_extra=None):
         from .pinning import thread_env
 
-        self.impl, self.budget = impl, budget  # seconds its tasks may take in all
+        self.impl, self.budget = impl, budget  # seconds its start and tasks may take
         self.err = tempfile.TemporaryFile("w+")
+        env = thread_env(threads)
+        env.update(env_extra or {})
         spec = json.dumps({"impl": impl, "threads": threads, "quick": quick})
         self.proc = subprocess.Popen([sys.executable, "-m", "fastgeo.bench._worker", spec],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.err, env=thread_env(threads), text=True)
+                                     stderr=self.err, env=env, text=True)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.dead = None  # why it can take no more tasks
