@@ -182,7 +182,8 @@ class LiveWorker:
     def __init__(self, impl, threads, quick, budget, env_extra=None):
         from .pinning import thread_env
 
-        self.impl, self.budget = impl, budget  # seconds its start and tasks may take
+        self.impl, self.timeout = impl, budget
+        self.budget = budget  # seconds its start and tasks may still take
         self.err = tempfile.TemporaryFile("w+")
         env = thread_env(threads)
         env.update(env_extra or {})
@@ -206,7 +207,7 @@ class LiveWorker:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.kill(f"timed out after {self.budget:.0f} s")
+                self.kill(f"timed out after {self.timeout:.0f} s")
                 return None
             if line is None:
                 self.proc.wait()
@@ -218,14 +219,14 @@ class LiveWorker:
                 continue
 
     def ready(self):
-        """(ready event or None, unavailable reason or None), once the libraries loaded."""
+        """(ready event or None, unavailable reason or None), once the libraries loaded;
+        the caller closes a worker that is not ready."""
         t0 = time.monotonic()
         ev = self._event(t0 + self.budget)
         if ev is None:
             tail = self.stderr_tail().strip()
             return None, f"{self.dead}: {tail.splitlines()[-1] if tail else ''}"
         if ev.get("event") == "unavailable":
-            self.close()
             return None, ev["reason"]
         self.budget -= time.monotonic() - t0
         return ev, None
