@@ -754,8 +754,7 @@ def njit_api_latency(activation, weights, biases, X, quick=False):
     own ``@njit`` loop (no Python, no validation, the caller's workspace), shown beside
     the ``MLP.forward`` row ``NJIT_API_WORKLOAD``. The output is checked against
     ``reference.predict_proba``."""
-    from fastgeo import activations, kernels, reference
-
+    from .. import kernels
     from .timing import FULL, QUICK, measure
 
     dtype = np.asarray(weights[0]).dtype
