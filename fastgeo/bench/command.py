@@ -162,16 +162,28 @@ class Progress:
 def run_worker(impl, tasks, threads, quick, timeout, progress, env_extra=None):
     """Run one worker through ``tasks`` and close it: (ready info or None, unavailable
     reason or None, [events])."""
-    worker = LiveWorker(impl, threads, quick, timeout, env_extra)
+    worker, ready, reason = start_worker(impl, tasks, threads, quick, timeout, progress,
+                                         env_extra)
+    if worker is None:
+        return None, reason, []
     try:
-        ready, reason = worker.ready()
-        if reason:
-            for _ in tasks:
-                progress.step(f"{impl}: skipped")
-            return None, reason, []
         return ready, None, [worker.run(task, progress) for task in tasks]
     finally:
         worker.close()
+
+
+def start_worker(impl, tasks, threads, quick, timeout, progress, env_extra=None):
+    """(LiveWorker, ready event, None) once its libraries loaded; (None, None, reason) for
+    an implementation that cannot run here (its process closed, its tasks counted as
+    skipped)."""
+    worker = LiveWorker(impl, threads, quick, timeout, env_extra)
+    ready, reason = worker.ready()
+    if reason:
+        worker.close()
+        for _ in tasks:
+            progress.step(f"{impl}: skipped")
+        return None, None, reason
+    return worker, ready, None
 
 
 class LiveWorker:
@@ -184,7 +196,7 @@ class LiveWorker:
 
         self.impl, self.timeout = impl, budget
         self.budget = budget  # seconds its start and tasks may still take
-        self.err = tempfile.TemporaryFile("w+")
+        self.err = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
         env = thread_env(threads)
         env.update(env_extra or {})
         spec = json.dumps({"impl": impl, "threads": threads, "quick": quick})
@@ -507,13 +519,10 @@ def measure_all(args):
     try:
         for name, tasks in families:  # every implementation's process, ready at once
             t_start = time.perf_counter()
-            worker = LiveWorker(name, args.threads, args.quick, args.timeout)
-            ready, reason = worker.ready()
-            if reason:
+            worker, ready, reason = start_worker(name, tasks, args.threads, args.quick,
+                                                 args.timeout, progress)
+            if worker is None:
                 skipped[name] = reason
-                worker.close()
-                for _ in tasks:
-                    progress.step(f"{name}: skipped")
                 continue
             versions[name] = ready.get("versions", {})
             workers[name] = worker
